@@ -1,0 +1,55 @@
+# clover-pl developer targets. `make help` lists them.
+# Everything runs inside .venv, created on first use with torch pinned to the CPU wheel before anything else.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= conf/quickstart.yaml
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else f'torch {v} is not the pinned 2.13.0')"
+	@! $(BIN)/pip list 2>/dev/null | grep -qi '^nvidia-' || { echo "nvidia-* packages were pulled in: torch pin broken"; exit 1; }
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv: torch 2.13.0 (CPU) first, then clover-pl with dev extras
+
+lint: $(STAMP) ## ruff check + format check
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: $(STAMP) ## ruff fix + format
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+test: $(STAMP) ## lint, then the default test suite (no slow, gpu or network tests)
+	$(MAKE) lint
+	$(BIN)/pytest
+
+test-all: $(STAMP) ## lint, then every test that runs without a GPU or network (what CI runs)
+	$(MAKE) lint
+	$(BIN)/pytest -m "not gpu and not network"
+
+test-gpu: $(STAMP) ## the GPU tests (needs CUDA)
+	$(BIN)/pytest -m gpu
+
+bench: $(STAMP) ## backbone forward+backward time, peak memory and tokens/s (CPU; bf16 on a GPU when present)
+	$(BIN)/python bench/backbone.py
+
+print-config: $(STAMP) ## print the resolved config: make print-config CONFIG=conf/...
+	$(BIN)/clover-pl fit --config $(CONFIG) --print_config
+
+clean: ## remove caches and run outputs (keeps .venv)
+	rm -rf .pytest_cache .ruff_cache lightning_logs outputs
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+.PHONY: help install lint format test test-all test-gpu bench print-config clean

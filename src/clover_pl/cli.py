@@ -1,0 +1,40 @@
+"""The ``clover-pl`` command: LightningCLI with ``fit``, ``validate``, ``test`` and ``predict``.
+
+Configs are YAML in LightningCLI's ``class_path``/``init_args`` dialect, read in omegaconf mode so that values can
+be interpolated (``${oc.env:CLOVER_BERT_DIR}``, ``${model.init_args.backbone...}``), resolved after all sources
+are merged.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Set before transformers / huggingface_hub are imported: nothing is ever fetched from a hub, and a missing model
+# fails at once instead of retrying for ~45 s.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from lightning.pytorch.cli import LightningCLI  # noqa: E402
+
+
+class CloverCLI(LightningCLI):
+    """LightningCLI whose model and data are any LightningModule / LightningDataModule given by ``class_path``."""
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the ``clover-pl`` command line.
+
+    Args:
+        args: arguments instead of ``sys.argv[1:]`` (tests).
+    """
+    CloverCLI(
+        model_class=None,
+        datamodule_class=None,
+        parser_kwargs={"parser_mode": "omegaconf+"},
+        args=args,
+        save_config_kwargs={"overwrite": True},
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""CloverBackbone: the three encoders shared by the pretraining, retrieval and VideoQA tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from clover_pl.models.fusion import FusedOutput, FusionEncoder
+from clover_pl.models.text_bert import TextEncoder
+from clover_pl.models.video_swin import VideoSwinTransformer
+
+PARTS = ("video", "text", "fusion")
+
+
+class CloverBackbone(nn.Module):
+    """Video encoder (Video Swin), text encoder (BERT) and fusion encoder (BERT layers over both).
+
+    The encoders are injected, so a YAML config composes them with ``class_path``/``init_args``; the widths must
+    agree (fusion ``video_dim`` = video ``out_dim``, fusion ``hidden_size`` = text ``hidden_size``) and are checked.
+
+    Args:
+        video_encoder: Video Swin Transformer.
+        text_encoder: BERT text encoder.
+        fusion_encoder: cross-modal fusion encoder.
+    """
+
+    def __init__(
+        self, video_encoder: VideoSwinTransformer, text_encoder: TextEncoder, fusion_encoder: FusionEncoder
+    ) -> None:
+        super().__init__()
+        if fusion_encoder.video_dim != video_encoder.out_dim:
+            raise ValueError(
+                f"fusion_encoder.video_dim={fusion_encoder.video_dim} but the video encoder outputs "
+                f"{video_encoder.out_dim} channels"
+            )
+        if fusion_encoder.hidden_size != text_encoder.hidden_size:
+            raise ValueError(
+                f"fusion_encoder.hidden_size={fusion_encoder.hidden_size} but the text encoder has width "
+                f"{text_encoder.hidden_size}"
+            )
+        self.video = video_encoder
+        self.text = text_encoder
+        self.fusion = fusion_encoder
+
+    @property
+    def video_dim(self) -> int:
+        """Channel width C of the video tokens."""
+        return self.video.out_dim
+
+    @property
+    def text_dim(self) -> int:
+        """Width D of the text states and of the fusion encoder."""
+        return self.text.hidden_size
+
+    def encode_video(self, video: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Encode clips (an image is a one-frame clip).
+
+        Args:
+            video: (B, T, C, H, W) float, normalised pixels.
+            mask: (B, Mh, Mw) bool cell mask, True where the learnable mask token replaces patch tokens
+                (the same cells at every time step), or None.
+
+        Returns:
+            (B, T', H', W', C') tokens; for 8 frames at 224 px with Swin-B, (B, 4, 7, 7, 1024).
+        """
+        return self.video(video.transpose(1, 2), mask)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Encode texts.
+
+        Args:
+            input_ids: (B, L) token ids.
+            attention_mask: (B, L), 1 for real tokens and 0 for padding.
+
+        Returns:
+            (B, L, D) states; position 0 is [CLS].
+        """
+        return self.text(input_ids, attention_mask)
+
+    def fuse(self, video_tokens: torch.Tensor, text_states: torch.Tensor, text_mask: torch.Tensor) -> FusedOutput:
+        """Fuse video tokens (B, T', H', W', C') with text states (B, L, D) under the text mask (B, L)."""
+        return self.fusion(video_tokens, text_states, text_mask)
+
+    def freeze(self, parts: Iterable[str]) -> None:
+        """Stop gradients to whole encoders.
+
+        Args:
+            parts: any of ``"video"``, ``"text"``, ``"fusion"``.
+        """
+        for part in parts:
+            if part not in PARTS:
+                raise ValueError(f"unknown backbone part {part!r}; valid parts: {', '.join(PARTS)}")
+            getattr(self, part).requires_grad_(False)

@@ -1,0 +1,51 @@
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+ASSETS = Path(__file__).parent / "assets"
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny BERT directory as `save_pretrained` writes it (weights, config, vocab), made offline."""
+    from transformers import BertConfig, BertForPreTraining
+
+    path = tmp_path_factory.mktemp("bert")
+    vocab_size = len((ASSETS / "vocab.txt").read_text().split())
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(1)
+    model = BertForPreTraining(config)
+    # Give the MLM head and norms non-default values so that copies are distinguishable from fresh inits.
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "LayerNorm" in name or name.endswith("bias"):
+                parameter.add_(0.1 * torch.randn_like(parameter))
+    model.save_pretrained(path)
+    shutil.copy(ASSETS / "vocab.txt", path / "vocab.txt")
+    return str(path)
+
+
+@pytest.fixture
+def tiny_backbone():
+    from clover_pl.models import clover_tiny
+
+    return clover_tiny().eval()
