@@ -42,6 +42,14 @@ test-all: $(STAMP) ## lint, then every test that runs without a GPU or network (
 test-gpu: $(STAMP) ## the GPU tests (needs CUDA)
 	$(BIN)/pytest -m gpu
 
+DATA ?= data/synthetic
+
+$(DATA)/manifest.json: | $(STAMP)
+	$(BIN)/clover-pl prepare synthetic --out $(DATA)
+
+quickstart: $(STAMP) $(DATA)/manifest.json ## the main job: render the synthetic data, pretrain tiny Clover on CPU (~4 min)
+	CLOVER_DATA=$(DATA) $(BIN)/clover-pl fit --config conf/quickstart.yaml
+
 bench: $(STAMP) ## backbone forward+backward time, peak memory and tokens/s (CPU; bf16 on a GPU when present)
 	$(BIN)/python bench/backbone.py
 
@@ -52,4 +60,4 @@ clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache lightning_logs outputs
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help install lint format test test-all test-gpu bench print-config clean
+.PHONY: help install lint format test test-all test-gpu quickstart bench print-config clean

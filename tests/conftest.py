@@ -49,3 +49,23 @@ def tiny_backbone():
     from clover_pl.models import clover_tiny
 
     return clover_tiny().eval()
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic dataset: 4 video shards x 4, 2 image shards x 4, 2 held-out shards x 4, 32 px clips."""
+    from clover_pl.data.prepare.synthetic import prepare_synthetic
+
+    out = tmp_path_factory.mktemp("synthetic")
+    prepare_synthetic(
+        str(out),
+        seed=0,
+        train_videos=16,
+        train_images=8,
+        heldout_videos=8,
+        size=32,
+        frames=8,
+        samples_per_shard=4,
+        heldout_samples_per_shard=4,
+    )
+    return out

@@ -13,6 +13,16 @@ from clover_pl.models import CloverBackbone, clover_tiny
 CONF = Path(__file__).parents[1] / "conf"
 BACKBONES = sorted((CONF / "backbone").glob("*.yaml"))
 TRAINER_OVERLAYS = sorted((CONF / "trainer").glob("*.yaml")) + sorted((CONF / "debug").glob("*.yaml"))
+RUNS = [CONF / "quickstart.yaml", *sorted((CONF / "pretrain").glob("*.yaml"))]
+ABLATIONS = sorted((CONF / "ablation").glob("*.yaml"))
+DATA_BLOCKS = sorted((CONF.parent / "data_modules").rglob("*.yaml"))
+ENVIRONMENT = {
+    "CLOVER_BERT_DIR": "/models/bert",
+    "CLOVER_SWIN_CKPT": "/models/swin.pth",
+    "WEBVID_SHARDS": "/data/webvid/{0..1}.tar",
+    "CC3M_SHARDS": "/data/cc3m/{0..1}.tar",
+    "HELDOUT_SHARDS": "/data/heldout/{0..1}.tar",
+}
 
 
 def backbone_parser() -> ArgumentParser:
@@ -23,7 +33,8 @@ def backbone_parser() -> ArgumentParser:
 
 def test_every_yaml_is_covered() -> None:
     shipped = set(CONF.rglob("*.yaml"))
-    assert shipped == set(BACKBONES) | set(TRAINER_OVERLAYS), "a new conf/ file needs a parse test"
+    covered = set(BACKBONES) | set(TRAINER_OVERLAYS) | set(RUNS) | set(ABLATIONS)
+    assert shipped == covered, "a new conf/ file needs a parse test"
 
 
 @pytest.mark.parametrize("path", BACKBONES, ids=lambda p: p.name)
@@ -65,3 +76,36 @@ def test_trainer_overlays_parse_through_the_cli(path: Path, capsys: pytest.Captu
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
     assert "trainer:" in printed
+
+
+def print_config(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *args, "--print_config"])
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 0, captured.err
+    return captured.out
+
+
+@pytest.mark.parametrize("path", RUNS, ids=lambda p: p.name)
+def test_run_files_resolve(path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    printed = print_config(capsys, f"--config={path}")
+    assert "class_path: clover_pl.tasks.PretrainTask" in printed
+    assert "class_path: clover_pl.models.VideoSwinTransformer" in printed  # the backbone file was read
+    assert "${" not in printed  # every interpolation resolved
+
+
+@pytest.mark.parametrize("path", ABLATIONS, ids=lambda p: p.name)
+def test_ablation_overlays_stack_on_the_quickstart(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    printed = print_config(capsys, f"--config={CONF / 'quickstart.yaml'}", f"--config={path}")
+    overlay = path.read_text()
+    for line in overlay.splitlines():
+        if line.startswith("    ") and ":" in line and not line.strip().startswith("#"):
+            assert line.strip() in printed, line
+
+
+@pytest.mark.parametrize("path", DATA_BLOCKS, ids=lambda p: p.parent.name)
+def test_dataset_card_data_blocks_stack_on_the_quickstart(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    printed = print_config(capsys, f"--config={CONF / 'quickstart.yaml'}", f"--config={path}")
+    assert "class_path: clover_pl.data." in printed

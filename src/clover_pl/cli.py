@@ -14,7 +14,14 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import sys  # noqa: E402
+
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
+
+DESCRIPTION = (
+    "Clover video-language pretraining on PyTorch Lightning. Besides the Trainer subcommands below, "
+    "`clover-pl prepare <dataset> --help` converts datasets into shards (datasets: synthetic)."
+)
 
 
 class CloverCLI(LightningCLI):
@@ -27,10 +34,15 @@ def main(args: list[str] | None = None) -> None:
     Args:
         args: arguments instead of ``sys.argv[1:]`` (tests).
     """
+    argv = sys.argv[1:] if args is None else list(args)
+    if argv[:1] == ["prepare"]:
+        from clover_pl.data.prepare import main as prepare
+
+        raise SystemExit(prepare(argv[1:]))
     CloverCLI(
         model_class=None,
         datamodule_class=None,
-        parser_kwargs={"parser_mode": "omegaconf+"},
+        parser_kwargs={"parser_mode": "omegaconf+", "description": DESCRIPTION},
         args=args,
         save_config_kwargs={"overwrite": True},
     )

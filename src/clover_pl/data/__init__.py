@@ -1,5 +1,6 @@
-"""Data: tokenizer, and (from the pretraining issue on) pipelines and datamodules."""
+"""Data: tokenizer, masking, decoding, webdataset pipelines and the datamodules."""
 
+from clover_pl.data.pretrain import PretrainDataModule
 from clover_pl.data.text import load_tokenizer
 
-__all__ = ["load_tokenizer"]
+__all__ = ["PretrainDataModule", "load_tokenizer"]

@@ -1,0 +1,31 @@
+"""``clover-pl prepare <dataset>``: raw public formats and the synthetic default, to shards and JSONL manifests."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# dataset name -> module under clover_pl.data.prepare with a ``main(argv) -> int``
+DATASETS = {"synthetic": "synthetic"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``clover-pl prepare <dataset> ...`` to the dataset's converter.
+
+    Args:
+        argv: the arguments after ``prepare``.
+
+    Returns:
+        The exit status.
+    """
+    argv = list(sys.argv[2:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"usage: clover-pl prepare {{{','.join(DATASETS)}}} [--help] ...")
+        print("Convert a dataset (or render the synthetic default) into webdataset shards and manifests.")
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in DATASETS:
+        print(f"clover-pl prepare: unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"clover_pl.data.prepare.{DATASETS[name]}")
+    return int(module.main(rest))

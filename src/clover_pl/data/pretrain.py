@@ -1,0 +1,277 @@
+"""PretrainDataModule: WebVid-style video shards and CC3M-style image shards, alternating batch by batch."""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from clover_pl.data.masking import TextMasker
+from clover_pl.data.pipeline import SampleSkipped, ShardPipeline
+from clover_pl.data.shards import count_samples, expand_urls
+from clover_pl.data.text import load_tokenizer
+from clover_pl.data.transforms import ClipTransform
+from clover_pl.data.video import DecodeError, decode_image, decode_video
+from clover_pl.data.video_masking import BlockMaskGenerator
+
+SCHEDULES = ("alternate",)
+
+
+def read_caption(raw: dict[str, Any]) -> str:
+    """The ``.txt`` member as text; an absent, non-UTF-8 or empty caption skips the sample."""
+    data = raw.get("txt")
+    if data is None:
+        raise SampleSkipped("no_caption")
+    try:
+        caption = data.decode("utf-8").strip() if isinstance(data, bytes) else str(data).strip()
+    except UnicodeDecodeError as error:
+        raise SampleSkipped("caption_not_utf8") from error
+    if not caption:
+        raise SampleSkipped("caption_empty")
+    return caption
+
+
+def sample_id(key: str) -> int:
+    """A stable integer id for a shard key (the key itself when it is a number)."""
+    return int(key) if key.isdigit() else zlib.crc32(key.encode())
+
+
+def decode_clip(
+    raw: dict[str, Any], num_frames: int, mode: str, short_side: int | None, generator: torch.Generator
+) -> torch.Tensor:
+    """The sample's video (``.mp4``) or image (``.jpg``) as (T, C, H, W) uint8; bad media skip the sample."""
+    try:
+        if "mp4" in raw:
+            return decode_video(raw["mp4"], num_frames, mode=mode, short_side=short_side, generator=generator)
+        for extension in ("jpg", "jpeg", "png", "webp"):
+            if extension in raw:
+                return decode_image(raw[extension], short_side=short_side)
+    except DecodeError as error:
+        raise SampleSkipped(f"bad_media_{error.reason}") from error
+    raise SampleSkipped("no_media")
+
+
+class PretrainDecoder:
+    """Raw shard sample -> pretraining sample: frames, augmentation, caption masking and the video cell mask.
+
+    Runs in the DataLoader workers. All randomness comes from the ``rng`` of the pipeline, which is seeded by
+    (seed, epoch, rank, worker), so an epoch's samples are reproducible.
+    """
+
+    def __init__(
+        self,
+        masker: TextMasker,
+        cell_mask: BlockMaskGenerator,
+        transform: ClipTransform,
+        num_frames: int,
+        short_side: int | None,
+    ) -> None:
+        self.masker = masker
+        self.cell_mask = cell_mask
+        self.transform = transform
+        self.num_frames = num_frames
+        self.short_side = short_side
+
+    def __call__(self, raw: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+        """Decode one sample; raises :class:`SampleSkipped` for bad input."""
+        caption = read_caption(raw)
+        generator = torch.Generator().manual_seed(rng.getrandbits(62))
+        clip = decode_clip(raw, self.num_frames, "random", self.short_side, generator)
+        self.masker.reseed(rng.getrandbits(62))  # the masker draws from the pipeline's seed too
+        text = self.masker(caption)
+        return {
+            "video": self.transform(clip, generator=generator),
+            "video_mask": self.cell_mask(generator),
+            "input_ids": text["input_ids"],
+            "attention_mask": text["attention_mask"],
+            "masked_input_ids": text["masked_input_ids"],
+            "mlm_labels": text["mlm_labels"],
+            "id": torch.tensor(sample_id(raw["__key__"])),
+        }
+
+
+class RetrievalDecoder:
+    """Raw shard sample -> evaluation sample: centre frames, centre crop, the caption tokenised as it is."""
+
+    def __init__(
+        self, tokenizer: Any, transform: ClipTransform, num_frames: int, max_length: int, short_side: int | None
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.transform = transform
+        self.num_frames = num_frames
+        self.max_length = max_length
+        self.short_side = short_side
+
+    def __call__(self, raw: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+        """Decode one sample; raises :class:`SampleSkipped` for bad input."""
+        caption = read_caption(raw)
+        clip = decode_clip(raw, self.num_frames, "middle", self.short_side, torch.Generator().manual_seed(0))
+        text = self.tokenizer(
+            caption, max_length=self.max_length, padding="max_length", truncation=True, return_tensors="pt"
+        )
+        return {
+            "video": self.transform(clip),
+            "input_ids": text["input_ids"][0],
+            "attention_mask": text["attention_mask"][0],
+            "id": torch.tensor(sample_id(raw["__key__"])),
+        }
+
+
+def stack(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack a list of samples key by key."""
+    return {key: torch.stack([sample[key] for sample in samples]) for key in samples[0]}
+
+
+class AlternatingBatches:
+    """One epoch = every batch of every source, taken in turn (video, image, video, ...).
+
+    When a source runs out, the others go on until they run out too, so each epoch sees each source's samples
+    once. The release restarted the shorter loader and then drew both step slots from it, dropping the tail of
+    the longer source every epoch (spec 7); this schedule fixes that.
+
+    It has no ``__len__`` on purpose: the epoch ends when the data does (skipped samples make it shorter than the
+    shard statistics say), and Lightning's restore of an end-of-epoch checkpoint miscounts the next epoch's batches
+    when a length is given. Runs are therefore step-based (``trainer.max_steps``); see
+    ``PretrainDataModule.batches_per_epoch`` for the estimate.
+    """
+
+    def __init__(self, datamodule: PretrainDataModule) -> None:
+        self.datamodule = datamodule
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Iterate one epoch; the epoch number comes from the trainer, so a resumed run continues its order."""
+        iterators = [iter(loader) for loader in self.datamodule.epoch_loaders()]
+        while iterators:
+            for iterator in list(iterators):
+                batch = next(iterator, None)
+                if batch is None:
+                    iterators.remove(iterator)
+                else:
+                    yield batch
+
+
+class PretrainDataModule(L.LightningDataModule):
+    """Streams pretraining shards; validates on a held-out retrieval set.
+
+    Args:
+        tokenizer: local BERT directory or ``vocab.txt`` for the tokenizer.
+        video_shards: video shards (``.mp4`` + ``.txt`` + ``.json``, as video2dataset writes them): a brace
+            pattern, a list, local paths or ``pipe:`` URLs. None for none.
+        image_shards: image shards (``.jpg`` + ``.txt``, as img2dataset writes them); images are one-frame clips.
+        validation_shards: held-out clips with one caption each, for zero-shot retrieval during fit.
+        schedule: how sources share the steps; ``"alternate"``: one batch from each in turn.
+        batch_size: clips per batch and rank.
+        validation_batch_size: clips per validation batch and rank.
+        num_frames: frames per training clip (TSN segment sampling, one random frame per segment).
+        validation_frames: frames per validation clip (segment centres).
+        image_size: side of the square crops.
+        crop_scale: area range of the random-resized crop.
+        short_side: resize frames at decode time so the short side is this (bounds memory); None keeps them.
+        max_text_length: caption length in tokens, [CLS] and [SEP] included; longer captions are truncated.
+        text_masking: ``"semantic"`` (nouns and verbs, Clover), ``"whole_word"`` or ``"random"``.
+        mask_probability: fraction of candidate words masked.
+        video_mask_grid: cell grid of the video mask, the final token grid of the video encoder (7 x 7 at 224 px).
+        video_mask_cells: cells masked per clip.
+        num_workers: DataLoader workers per source.
+        shuffle_buffer: samples in the shuffle buffer of each worker.
+        seed: base seed of shard order, sample order, augmentation and masking (combined with the epoch).
+    """
+
+    def __init__(
+        self,
+        tokenizer: str,
+        video_shards: str | list[str] | None = None,
+        image_shards: str | list[str] | None = None,
+        validation_shards: str | list[str] | None = None,
+        schedule: str = "alternate",
+        batch_size: int = 32,
+        validation_batch_size: int = 64,
+        num_frames: int = 8,
+        validation_frames: int = 8,
+        image_size: int = 224,
+        crop_scale: tuple[float, float] = (0.08, 1.0),
+        short_side: int | None = None,
+        max_text_length: int = 30,
+        text_masking: str = "semantic",
+        mask_probability: float = 0.3,
+        video_mask_grid: tuple[int, int] = (7, 7),
+        video_mask_cells: int = 10,
+        num_workers: int = 2,
+        shuffle_buffer: int = 1000,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
+        self.save_hyperparameters()
+        self.sources: list[ShardPipeline] = []
+        self.validation: ShardPipeline | None = None
+
+    def setup(self, stage: str) -> None:
+        """Check the shard lists and build the pipelines (clear errors before training starts)."""
+        hp = self.hparams
+        tokenizer = load_tokenizer(hp.tokenizer)
+        masker = TextMasker(tokenizer, hp.max_text_length, hp.text_masking, hp.mask_probability, seed=hp.seed)
+        cells = BlockMaskGenerator(tuple(hp.video_mask_grid), hp.video_mask_cells)
+        train_transform = ClipTransform(size=hp.image_size, train=True, scale=tuple(hp.crop_scale))
+        test_transform = ClipTransform(size=hp.image_size, train=False)
+        if stage == "fit":
+            given = [urls for urls in (hp.video_shards, hp.image_shards) if urls]
+            if not given:
+                raise ValueError("no training shards: set data.init_args.video_shards and/or image_shards")
+            self.sources = []
+            for urls in given:
+                if not expand_urls(urls):
+                    raise ValueError(f"the shard list {urls!r} is empty")
+                decoder = PretrainDecoder(masker, cells, train_transform, hp.num_frames, hp.short_side)
+                self.sources.append(
+                    ShardPipeline(urls, decoder, stack, hp.batch_size, hp.seed, True, hp.shuffle_buffer, True)
+                )
+        if stage in ("fit", "validate") and hp.validation_shards:
+            decoder = RetrievalDecoder(
+                tokenizer, test_transform, hp.validation_frames, hp.max_text_length, hp.short_side
+            )
+            self.validation = ShardPipeline(
+                hp.validation_shards, decoder, stack, hp.validation_batch_size, hp.seed, False, 0, False
+            )
+
+    def _loader(self, dataset: ShardPipeline) -> DataLoader:
+        workers = min(self.hparams.num_workers, len(dataset.urls))
+        return DataLoader(
+            dataset,
+            batch_size=None,
+            num_workers=workers,
+            pin_memory=torch.cuda.is_available(),
+            prefetch_factor=4 if workers else None,
+        )
+
+    def epoch_loaders(self, epoch: int | None = None) -> list[DataLoader]:
+        """DataLoaders of the training sources for ``epoch`` (default: the trainer's current epoch)."""
+        if epoch is None:
+            epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        for source in self.sources:
+            source.epoch = epoch
+        return [self._loader(source) for source in self.sources]
+
+    def batches_per_epoch(self) -> int:
+        """Upper estimate of one rank's batches per epoch from the shard statistics."""
+        world = self.trainer.world_size if self.trainer is not None else 1
+        total = 0
+        for source in self.sources:
+            workers = max(1, min(self.hparams.num_workers, len(source.urls)))
+            per_worker = count_samples(source.urls) // (world * workers)
+            total += workers * (per_worker // self.hparams.batch_size)
+        return total
+
+    def train_dataloader(self) -> AlternatingBatches:
+        """Alternating batches of all training sources."""
+        return AlternatingBatches(self)
+
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The held-out retrieval set, in shard order."""
+        return [] if self.validation is None else self._loader(self.validation)

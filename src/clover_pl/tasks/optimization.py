@@ -1,0 +1,91 @@
+"""Optimiser and schedule shared by the tasks: AdamW with decay groups, linear warmup then cosine, per step."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+# Parameters never decayed besides norms and biases (spec 4): the release excludes Swin's position tables.
+NO_DECAY_NAMES = ("relative_position_bias_table", "absolute_pos_embed")
+
+
+def decay_groups(named_parameters: Iterable[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict[str, object]]:
+    """Split trainable parameters into a decayed group and a non-decayed one.
+
+    Norm weights and biases (every parameter with at most one dimension) and Swin's relative-position tables are
+    not decayed; everything else is, including the video mask token and the fusion position / modality
+    embeddings, as in the release.
+
+    Args:
+        named_parameters: ``module.named_parameters()``.
+        weight_decay: decay of the first group.
+
+    Returns:
+        Two AdamW parameter groups (empty ones are dropped).
+    """
+    decayed, plain = [], []
+    for name, parameter in named_parameters:
+        if not parameter.requires_grad:
+            continue
+        if parameter.ndim <= 1 or any(part in name for part in NO_DECAY_NAMES):
+            plain.append(parameter)
+        else:
+            decayed.append(parameter)
+    groups = [{"params": decayed, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+    return [group for group in groups if group["params"]]
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """Learning-rate multiplier: linear from ``min_ratio`` to 1 over the warmup, then cosine down to ``min_ratio``.
+
+    Args:
+        step: optimiser steps taken so far.
+        warmup_steps: length of the linear warmup.
+        total_steps: step at which the cosine reaches ``min_ratio``.
+        min_ratio: floor, as a fraction of the peak rate (1e-3 in the release).
+
+    Returns:
+        The multiplier of the peak learning rate.
+    """
+    if step < warmup_steps:
+        return min_ratio + (1.0 - min_ratio) * step / warmup_steps
+    decay_steps = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / decay_steps)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def adamw_warmup_cosine(
+    module: nn.Module,
+    lr: float,
+    weight_decay: float,
+    betas: tuple[float, float],
+    eps: float,
+    warmup_steps: int,
+    total_steps: int,
+    min_lr_ratio: float,
+) -> dict[str, object]:
+    """The ``configure_optimizers`` return value: AdamW (fused when on CUDA) and a per-step LambdaLR.
+
+    Args:
+        module: the task whose trainable parameters are optimised.
+        lr: peak learning rate.
+        weight_decay: AdamW decay of the decayed group.
+        betas: AdamW betas.
+        eps: AdamW epsilon.
+        warmup_steps: linear warmup length in optimiser steps.
+        total_steps: optimiser steps of the whole run.
+        min_lr_ratio: start and end of the schedule as a fraction of ``lr``.
+
+    Returns:
+        ``{"optimizer": ..., "lr_scheduler": {"scheduler": ..., "interval": "step"}}``.
+    """
+    groups = decay_groups(module.named_parameters(), weight_decay)
+    on_cuda = any(p.is_cuda for group in groups for p in group["params"])  # type: ignore[attr-defined]
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=on_cuda or None)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, warmup_steps, total_steps, min_lr_ratio)
+    )
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

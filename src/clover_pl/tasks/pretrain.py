@@ -1,0 +1,238 @@
+"""PretrainTask: Clover pretraining with tri-modal alignment, pair-wise ranking and MLM (spec section 3)."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+
+from clover_pl.losses import (
+    MaskedLanguageModelingLoss,
+    TriModalAlignmentLoss,
+    VideoTextContrastiveLoss,
+)
+from clover_pl.metrics import retrieval_metrics
+from clover_pl.models import CloverBackbone, DualEncoderHeads, FusedHeads, MLMHead
+from clover_pl.tasks.optimization import adamw_warmup_cosine
+from clover_pl.types import PretrainBatch, RetrievalBatch
+
+
+class PretrainTask(L.LightningModule):
+    """Pretrains the injected backbone with Clover's objective; validates by zero-shot text-to-video retrieval.
+
+    Per step (full objective): two video passes (complete and masked), two text passes (complete and masked) and
+    two fusion passes, fused(masked video, text) and fused(video, masked text) (spec 3.1). Losses:
+
+    - ``tma_video``: video anchored against {text, masked text, fused(masked video, text)} and
+      ``tma_text``: text anchored against {video, masked video, fused(video, masked text)}, exclusive InfoNCE;
+    - ``rank_video`` / ``rank_text``: the complete candidate beats the masked one by ``rank_margin`` logits;
+    - ``mlm``: focal loss on the masked positions of fused(video, masked text).
+
+    Switches give the paper's ablations; ``use_tma=False`` is the pair-wise baseline (video-text InfoNCE + MLM).
+
+    Args:
+        backbone: the shared encoders.
+        bert_path: local BERT directory that initialises the MLM head (``cls.predictions``); None for random init.
+        embed_dim: width of the contrastive space.
+        temperature: fixed softmax temperature (0.05).
+        use_tma: tri-modal alignment; False trains the pair-wise baseline.
+        use_masked: masked text / masked video as alignment candidates (and the ranking loss).
+        use_fused: fused candidates in the alignment.
+        use_ranking: pair-wise ranking between complete and masked candidates.
+        use_mlm: masked language modelling.
+        rank_margin: ranking margin in logit units (5, i.e. 0.25 in cosine at temperature 0.05).
+        focal_gamma: focal-loss exponent of the MLM term (0 gives cross-entropy).
+        weight_tma: weight of each alignment term.
+        weight_rank: weight of each ranking term.
+        weight_mlm: weight of the MLM term.
+        weight_contrastive: weight of the baseline's video-text InfoNCE.
+        lr: peak learning rate (5e-5 for every module in the release).
+        weight_decay: AdamW decay (0.005), not applied to norms, biases and Swin position tables.
+        betas: AdamW betas.
+        eps: AdamW epsilon.
+        warmup_steps: linear warmup in optimiser steps.
+        min_lr_ratio: start and end of the schedule, as a fraction of ``lr``.
+        step_seeded: reseed torch's generator from (``seed``, global step) before each step, so dropout and
+            drop-path do not depend on history and a resumed run repeats an uninterrupted one exactly.
+        seed: base of the per-step seed.
+    """
+
+    def __init__(
+        self,
+        backbone: CloverBackbone,
+        bert_path: str | None = None,
+        embed_dim: int = 768,
+        temperature: float = 0.05,
+        use_tma: bool = True,
+        use_masked: bool = True,
+        use_fused: bool = True,
+        use_ranking: bool = True,
+        use_mlm: bool = True,
+        rank_margin: float = 5.0,
+        focal_gamma: float = 2.0,
+        weight_tma: float = 1.0,
+        weight_rank: float = 1.0,
+        weight_mlm: float = 1.0,
+        weight_contrastive: float = 1.0,
+        lr: float = 5e-5,
+        weight_decay: float = 0.005,
+        betas: tuple[float, float] = (0.9, 0.98),
+        eps: float = 1e-8,
+        warmup_steps: int = 1000,
+        min_lr_ratio: float = 1e-3,
+        step_seeded: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone"])
+        self.backbone = backbone
+        self.heads = DualEncoderHeads(backbone.video_dim, backbone.text_dim, embed_dim, temperature)
+        self.use_masked = use_tma and use_masked
+        self.use_fused = use_tma and use_fused
+        self.use_mlm = use_mlm
+        self.use_tma = use_tma
+        self.fused_heads = FusedHeads(backbone.text_dim, embed_dim) if self.use_fused else None
+        self.mlm_head = None
+        if use_mlm:
+            self.mlm_head = MLMHead(backbone.text_dim, backbone.text.vocab_size, pretrained_path=bert_path)
+            if self.mlm_head.decoder.out_features != backbone.text.vocab_size:
+                raise ValueError(
+                    f"MLM head vocabulary ({self.mlm_head.decoder.out_features}) differs from the text encoder's "
+                    f"({backbone.text.vocab_size}); use the same BERT directory for both"
+                )
+        self.tma_loss = TriModalAlignmentLoss(
+            temperature=temperature,
+            rank_margin=rank_margin,
+            use_masked=self.use_masked,
+            use_fused=self.use_fused,
+            use_ranking=use_ranking and self.use_masked,
+        )
+        self.contrastive_loss = VideoTextContrastiveLoss(temperature=temperature)
+        self.mlm_loss = MaskedLanguageModelingLoss(gamma=focal_gamma)
+        self._validation: list[dict[str, torch.Tensor]] = []
+        self.skipped: dict[str, int] = {}
+
+    # ---------------------------------------------------------------- training
+    def on_train_batch_start(self, batch: PretrainBatch, batch_idx: int) -> None:
+        """Seed model-side randomness from the step, so a resumed run repeats an uninterrupted one."""
+        if self.hparams.step_seeded:
+            torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
+
+    def compute_losses(self, batch: PretrainBatch) -> dict[str, torch.Tensor]:
+        """All terms of the objective for one batch, plus the weighted total under ``"loss"``.
+
+        Args:
+            batch: a pretraining batch (video or image clips with captions and masks).
+
+        Returns:
+            ``loss`` and every active term (``tma_video``, ``rank_video``, ``tma_text``, ``rank_text``, ``mlm``,
+            ``contrastive``) and ``mlm_accuracy``.
+        """
+        backbone, hp = self.backbone, self.hparams
+        text_mask = batch["attention_mask"]
+        video_tokens = backbone.encode_video(batch["video"])
+        text_states = backbone.encode_text(batch["input_ids"], text_mask)
+        video = self.heads.project_video(video_tokens)
+        text = self.heads.project_text(text_states)
+        needs_masked_text = self.use_masked or self.use_fused or self.use_mlm
+        masked_text_states = backbone.encode_text(batch["masked_input_ids"], text_mask) if needs_masked_text else None
+        masked_video_tokens = None
+        if self.use_masked or self.use_fused:
+            masked_video_tokens = backbone.encode_video(batch["video"], batch["video_mask"])
+
+        terms: dict[str, torch.Tensor] = {}
+        total = video.new_zeros(())
+        fused_video_masked = None  # F2 = fused(video, masked text): MLM and the text pass's fused candidate
+        if self.use_mlm or self.use_fused:
+            fused_video_masked = backbone.fuse(video_tokens, masked_text_states, text_mask)
+        if self.use_tma:
+            masked_text = masked_video = fused_for_video = fused_for_text = None
+            if self.use_masked:
+                masked_text = self.heads.project_text(masked_text_states)
+                masked_video = self.heads.project_video(masked_video_tokens)
+            if self.use_fused:
+                fused_masked_video = backbone.fuse(masked_video_tokens, text_states, text_mask)  # F1
+                fused_for_video = self.fused_heads.video(fused_masked_video.cls)
+                fused_for_text = self.fused_heads.text(fused_video_masked.cls)
+            for anchor_name, anchor, complete, masked, fused in (
+                ("video", video, text, masked_text, fused_for_video),
+                ("text", text, video, masked_video, fused_for_text),
+            ):
+                result = self.tma_loss(anchor, complete, masked, fused)
+                terms[f"tma_{anchor_name}"] = result["nce"]
+                total = total + hp.weight_tma * result["nce"]
+                if self.tma_loss.use_ranking:
+                    terms[f"rank_{anchor_name}"] = result["rank"]
+                    total = total + hp.weight_rank * result["rank"]
+        else:
+            terms["contrastive"] = self.contrastive_loss(video, text)["loss"]
+            total = total + hp.weight_contrastive * terms["contrastive"]
+        if self.use_mlm:
+            mlm = self.mlm_loss(self.mlm_head(fused_video_masked.text), batch["mlm_labels"])
+            terms["mlm"] = mlm["loss"]
+            terms["mlm_accuracy"] = mlm["accuracy"]
+            total = total + hp.weight_mlm * mlm["loss"]
+        terms["loss"] = total
+        return terms
+
+    def training_step(self, batch: PretrainBatch, batch_idx: int) -> torch.Tensor:
+        """One optimiser step's loss; logs every term as ``train/loss_<term>``."""
+        terms = self.compute_losses(batch)
+        batch_size = batch["video"].shape[0]
+        for name, value in terms.items():
+            key = "train/loss" if name == "loss" else f"train/{name if name.endswith('accuracy') else 'loss_' + name}"
+            self.log(key, value, batch_size=batch_size, prog_bar=name == "loss")
+        for reason, count in batch.get("skipped", {}).items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + int(count)
+        return terms["loss"]
+
+    def on_train_epoch_end(self) -> None:
+        """Report the samples skipped this epoch (bad videos, empty captions, ...)."""
+        if self.skipped:
+            for reason, count in sorted(self.skipped.items()):
+                self.log(f"train/skipped_{reason}", float(count), sync_dist=True)
+            rank_zero_info(f"epoch {self.current_epoch}: skipped samples {dict(sorted(self.skipped.items()))}")
+        self.skipped = {}
+
+    # -------------------------------------------------------------- validation
+    def validation_step(self, batch: RetrievalBatch, batch_idx: int) -> None:
+        """Embed held-out clips and captions with the dual encoders (no fusion, as Clover's retrieval)."""
+        video = self.heads.project_video(self.backbone.encode_video(batch["video"]))
+        text = self.heads.project_text(self.backbone.encode_text(batch["input_ids"], batch["attention_mask"]))
+        self._validation.append({"video": video.float(), "text": text.float(), "id": batch["id"]})
+
+    def on_validation_epoch_end(self) -> None:
+        """Zero-shot text-to-video retrieval over the whole held-out set; logs ``val/t2v_r@1`` and friends."""
+        if not self._validation:
+            return
+        parts = {key: torch.cat([step[key] for step in self._validation]) for key in ("video", "text", "id")}
+        self._validation = []
+        if self.trainer.world_size > 1:
+            parts = {key: value.flatten(0, 1) for key, value in self.all_gather(parts).items()}
+        # Order by sample id and drop the duplicates a padded distributed split may add.
+        order = torch.argsort(parts["id"], stable=True)
+        ids = parts["id"][order]
+        keep = torch.ones_like(ids, dtype=torch.bool)
+        keep[1:] = ids[1:] != ids[:-1]
+        video, text = parts["video"][order][keep], parts["text"][order][keep]
+        similarity = self.heads.similarity(video, text).t()  # (texts, videos)
+        metrics = retrieval_metrics(similarity, torch.arange(len(text), device=similarity.device))
+        metrics = {k: v for k, v in metrics.items() if k.startswith("t2v_")}
+        metrics["t2v_r_sum"] = metrics["t2v_r@1"] + metrics["t2v_r@5"] + metrics["t2v_r@10"]
+        metrics["chance_r@1"] = torch.tensor(100.0 / len(text))
+        self.log_dict({f"val/{k}": v.float() for k, v in metrics.items()})
+        self.last_retrieval = {k: float(v) for k, v in metrics.items()}
+        self.last_retrieval["gallery"] = float(len(text))
+
+    # ------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> dict[str, object]:
+        """AdamW over decay groups with linear warmup then cosine, stepped every optimiser step."""
+        hp = self.hparams
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise ValueError("the schedule needs a finite run: set trainer.max_steps or give the data a length")
+        return adamw_warmup_cosine(
+            self, hp.lr, hp.weight_decay, tuple(hp.betas), hp.eps, hp.warmup_steps, int(total), hp.min_lr_ratio
+        )
