@@ -50,8 +50,9 @@ $(DATA)/manifest.json: | $(STAMP)
 quickstart: $(STAMP) $(DATA)/manifest.json ## the main job: render the synthetic data, pretrain tiny Clover on CPU (~4 min)
 	CLOVER_DATA=$(DATA) $(BIN)/clover-pl fit --config conf/quickstart.yaml
 
-bench: $(STAMP) ## backbone forward+backward time, peak memory and tokens/s (CPU; bf16 on a GPU when present)
+bench: $(STAMP) ## backbone fwd+bwd (fp32 vs bf16) and pretraining step (bare loop vs Lightning); see bench/RESULTS.md
 	$(BIN)/python bench/backbone.py
+	$(BIN)/python bench/pretrain_step.py
 
 print-config: $(STAMP) ## print the resolved config: make print-config CONFIG=conf/...
 	$(BIN)/clover-pl fit --config $(CONFIG) --print_config

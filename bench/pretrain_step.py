@@ -74,6 +74,16 @@ def bare_loop(preset: str, steps: int, warmup: int, device: torch.device) -> flo
     return (time.perf_counter() - start) / steps
 
 
+class _Repeat:
+    """The same batch ``count`` times: an iterable Lightning takes as one train dataloader."""
+
+    def __init__(self, batch: dict[str, torch.Tensor], count: int) -> None:
+        self.batch, self.count = batch, count
+
+    def __iter__(self):  # noqa: ANN204
+        return iter([self.batch] * self.count)
+
+
 class _Timer(L.Callback):
     def __init__(self, warmup: int) -> None:
         self.warmup = warmup
@@ -104,7 +114,7 @@ def lightning_loop(preset: str, steps: int, warmup: int, device: torch.device) -
         enable_model_summary=False,
         callbacks=[timer],
     )
-    trainer.fit(task, train_dataloaders=[batch] * (warmup + steps))
+    trainer.fit(task, train_dataloaders=_Repeat(batch, warmup + steps))
     return (timer.end - timer.start) / steps
 
 

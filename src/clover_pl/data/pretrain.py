@@ -16,10 +16,19 @@ from clover_pl.data.pipeline import SampleSkipped, ShardPipeline
 from clover_pl.data.shards import count_samples, expand_urls
 from clover_pl.data.text import load_tokenizer
 from clover_pl.data.transforms import ClipTransform
-from clover_pl.data.video import DecodeError, decode_image, decode_video
+from clover_pl.data.video import DECODE_ERROR_REASONS, DecodeError, decode_image, decode_video
 from clover_pl.data.video_masking import BlockMaskGenerator
 
 SCHEDULES = ("alternate",)
+# Every reason a sample or tar member can be skipped for; fixed, so every rank logs the same keys.
+SKIP_REASONS = (
+    "corrupt_tar",
+    "no_caption",
+    "caption_not_utf8",
+    "caption_empty",
+    "no_media",
+    *(f"bad_media_{reason}" for reason in DECODE_ERROR_REASONS),
+)
 
 
 def read_caption(raw: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
+from clover_pl.data.pretrain import SKIP_REASONS
 from clover_pl.losses import (
     MaskedLanguageModelingLoss,
     TriModalAlignmentLoss,
@@ -180,20 +181,27 @@ class PretrainTask(L.LightningModule):
     def training_step(self, batch: PretrainBatch, batch_idx: int) -> torch.Tensor:
         """One optimiser step's loss; logs every term as ``train/loss_<term>``."""
         terms = self.compute_losses(batch)
-        batch_size = batch["video"].shape[0]
-        for name, value in terms.items():
-            key = "train/loss" if name == "loss" else f"train/{name if name.endswith('accuracy') else 'loss_' + name}"
-            self.log(key, value, batch_size=batch_size, prog_bar=name == "loss")
+        logged = {
+            "train/loss" if name == "loss" else f"train/{name if name.endswith('accuracy') else 'loss_' + name}": value
+            for name, value in terms.items()
+        }
+        self.log_dict(logged, batch_size=batch["video"].shape[0])
         for reason, count in batch.get("skipped", {}).items():
             self.skipped[reason] = self.skipped.get(reason, 0) + int(count)
         return terms["loss"]
 
     def on_train_epoch_end(self) -> None:
-        """Report the samples skipped this epoch (bad videos, empty captions, ...)."""
-        if self.skipped:
-            for reason, count in sorted(self.skipped.items()):
-                self.log(f"train/skipped_{reason}", float(count), sync_dist=True)
-            rank_zero_info(f"epoch {self.current_epoch}: skipped samples {dict(sorted(self.skipped.items()))}")
+        """Log and print the samples skipped this epoch (bad videos, empty captions, ...), summed over ranks."""
+        counts = torch.tensor([float(self.skipped.get(reason, 0)) for reason in SKIP_REASONS], device=self.device)
+        if self.trainer.world_size > 1:
+            counts = self.all_gather(counts).sum(dim=0)
+        totals = {reason: int(count) for reason, count in zip(SKIP_REASONS, counts.tolist(), strict=True)}
+        # Every rank logs the same keys (a fixed list), so no rank waits on a key another never logs.
+        logged = {f"train/skipped_{reason}": float(count) for reason, count in totals.items()}
+        self.log_dict(logged, rank_zero_only=True)
+        skipped = {reason: count for reason, count in totals.items() if count}
+        if skipped:
+            rank_zero_info(f"epoch {self.current_epoch}: skipped samples {skipped}")
         self.skipped = {}
 
     # -------------------------------------------------------------- validation
