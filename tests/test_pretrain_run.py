@@ -43,30 +43,32 @@ def test_tiny_fit_through_the_cli(synthetic_data: Path, tmp_path: Path, monkeypa
     assert any(key.startswith("backbone.video.") for key in checkpoint["state_dict"])
 
 
+@pytest.mark.parametrize(
+    ("interrupt", "validation"),
+    [(6, "--trainer.limit_val_batches=0"), (3, "--trainer.val_check_interval=3")],
+    ids=["end_of_epoch", "mid_epoch"],
+)
 def test_resume_repeats_the_uninterrupted_run(
-    synthetic_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    synthetic_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt: int, validation: str
 ) -> None:
-    # One epoch is 6 batches (4 video + 2 image). Interrupt after epoch 1 (step 6) and resume to step 12.
-    common = [
-        "--trainer.limit_val_batches=0",
-        "--trainer.log_every_n_steps=1",
-        "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
-    ]
+    # One epoch is 6 batches (4 video + 2 image). Interrupt at step k, resume to step 12: the losses of steps
+    # k..11 equal the uninterrupted run's. Mid-epoch, the checkpoint is the one written after validation at step 3,
+    # and the data continues from the recorded stream positions (nothing replayed, nothing dropped).
+    common = [validation, "--trainer.log_every_n_steps=1", "--trainer.logger=lightning.pytorch.loggers.CSVLogger"]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     monkeypatch.setenv("CLOVER_OUT", str(whole))
-    main(
-        tiny_run(
-            synthetic_data, whole, *common, f"--trainer.logger.init_args.save_dir={whole}", "--trainer.max_steps=12"
-        )
-    )
+    logger = f"--trainer.logger.init_args.save_dir={whole}"
+    main(tiny_run(synthetic_data, whole, *common, logger, "--trainer.max_steps=12"))
     monkeypatch.setenv("CLOVER_OUT", str(parts))
     part = [*common, f"--trainer.logger.init_args.save_dir={parts}"]
-    main(tiny_run(synthetic_data, parts, *part, "--trainer.max_steps=6"))
+    main(tiny_run(synthetic_data, parts, *part, f"--trainer.max_steps={interrupt}"))
+    checkpoint = torch.load(parts / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["global_step"] == interrupt
     main(tiny_run(synthetic_data, parts, *part, "--trainer.max_steps=12", "--ckpt_path=last"))
     uninterrupted, resumed = losses(whole), losses(parts)
     assert sorted(uninterrupted) == list(range(12))
     assert sorted(resumed) == list(range(12))
-    for step in range(6, 12):
+    for step in range(interrupt, 12):
         assert resumed[step] == pytest.approx(uninterrupted[step], rel=1e-6, abs=1e-6), step
 
 

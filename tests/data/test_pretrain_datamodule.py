@@ -128,5 +128,55 @@ def test_missing_and_empty_shard_lists_fail_before_training(synthetic_data: Path
         datamodule(synthetic_data, video_shards=str(synthetic_data / "nope" / "{00000..00001}.tar"))
     with pytest.raises(ValueError, match="no training shards"):
         datamodule(synthetic_data, video_shards=None, image_shards=None)
-    with pytest.raises(ValueError, match="valid schedules: alternate"):
-        datamodule(synthetic_data, schedule="weighted")
+    with pytest.raises(ValueError, match="valid schedules: alternate, weighted"):
+        datamodule(synthetic_data, schedule="random")
+
+
+def test_two_ranks_with_two_workers_cover_the_epoch_exactly_once(
+    synthetic_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ranks as a launcher sets them (webdataset reads RANK / WORLD_SIZE); each rank runs 2 DataLoader workers.
+    seen: dict[str, list[int]] = {"video": [], "image": []}
+    for rank in range(2):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        module = datamodule(synthetic_data, batch_size=2, num_workers=2)
+        for batch in module.train_dataloader():
+            seen["video" if batch["video"].shape[1] > 1 else "image"].extend(batch["id"].tolist())
+    assert sorted(seen["video"]) == sorted(keys(module.hparams.video_shards))
+    assert sorted(seen["image"]) == sorted(keys(module.hparams.image_shards))
+
+
+def test_mid_epoch_state_continues_without_replay_or_loss(synthetic_data: Path) -> None:
+    first = datamodule(synthetic_data)
+    mixer = first.train_dataloader()
+    whole = [batch["id"].tolist() for batch in mixer]
+    again = first.train_dataloader()
+    iterator = iter(again)
+    head = [next(iterator)["id"].tolist() for _ in range(3)]
+    state = again.state_dict()  # outside a trainer: every batch handed out counts as trained
+    second = datamodule(synthetic_data)
+    resumed = second.train_dataloader()
+    resumed.load_state_dict(state)
+    tail = [batch["id"].tolist() for batch in resumed]
+    assert head + tail == whole
+
+
+def test_weighted_schedule_follows_the_weights(synthetic_data: Path) -> None:
+    module = datamodule(synthetic_data, schedule="weighted", weights=[1.0, 0.0], batch_size=2)
+    frames = [batch["video"].shape[1] for batch in module.train_dataloader()]
+    # Images have weight 0: they only come once the videos have run out, and every sample still comes once.
+    assert frames == [4] * 8 + [1] * 4
+    drawn = datamodule(synthetic_data, schedule="weighted", weights=[1.0, 1.0], batch_size=2)
+    order = [batch["video"].shape[1] for batch in drawn.train_dataloader()]
+    assert sorted(order) == sorted(frames)
+    assert order != frames
+    assert order == [batch["video"].shape[1] for batch in drawn.train_dataloader()]  # seeded
+
+
+def test_resampled_mode_runs_epochs_of_the_given_length(synthetic_data: Path) -> None:
+    module = datamodule(synthetic_data, resampled=True, epoch_batches=9, schedule="weighted", weights=[3.0, 1.0])
+    batches = list(module.train_dataloader())
+    assert len(batches) == 9
+    videos = sum(batch["video"].shape[1] > 1 for batch in batches)
+    assert videos > 9 / 2

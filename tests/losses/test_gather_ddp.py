@@ -22,7 +22,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.testing import assert_close
 
-from clover_pl.losses import TriModalAlignmentLoss, VideoTextContrastiveLoss
+from clover_pl.data.mixing import all_ranks_have_a_batch
+from clover_pl.losses import TriModalAlignmentLoss, VideoTextContrastiveLoss, gather_uneven
 
 WORLD_SIZE = 2
 BATCH, IN_DIM, EMBED_DIM = 8, 4, 6  # BATCH is the global batch
@@ -62,6 +63,11 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         result["input_grad"] = local.grad
         result["weight_grad"] = encoder.weight.grad
         result["bias_grad"] = encoder.bias.grad
+        # Evaluation gathers: rank 0 holds rows 0-2, rank 1 rows 3-7 (ranks' held-out shards differ in size).
+        rows = torch.arange(8.0)[:, None].repeat(1, 2)
+        result["uneven"] = gather_uneven(rows[:3] if rank == 0 else rows[3:])
+        # Only rank 1 still has a batch: both must agree that the epoch is over.
+        result["both_have_a_batch"] = torch.tensor(all_ranks_have_a_batch(rank == 1))
         torch.save(result, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -92,3 +98,5 @@ def test_two_ranks_match_one_process_with_the_whole_batch(tmp_path: Path) -> Non
         assert_close(result["input_grad"], WORLD_SIZE * full.grad[:, local_slice], msg=f"rank {rank}: inputs")
         assert_close(result["weight_grad"], encoder.weight.grad, msg=f"rank {rank}: weight")
         assert_close(result["bias_grad"], encoder.bias.grad, msg=f"rank {rank}: bias")
+        assert_close(result["uneven"], torch.arange(8.0)[:, None].repeat(1, 2))
+        assert not result["both_have_a_batch"]

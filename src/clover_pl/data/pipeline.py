@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import tarfile
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -74,6 +75,43 @@ def buffer_shuffle(samples: Iterator[dict[str, Any]], size: int, rng: random.Ran
     yield from buffer
 
 
+def tar_samples(shards: Iterator[dict[str, Any]], handler: Callable[[Exception], bool]) -> Iterator[dict[str, Any]]:
+    """Members of each shard (``{"url": ...}``) grouped into samples: ``__key__``, ``__url__``, bytes by extension.
+
+    Replaces webdataset's ``tarfile_to_samples``: its reader (Python's ``tarfile``) takes a damaged member header
+    for the end of the archive, so the rest of the shard vanished uncounted, and a shard cut inside a member was
+    reported twice. Here a damaged header is skipped up to the next valid one, as GNU tar does (that member is
+    lost and its sample arrives without it); a shard cut inside a member ends there without that sample; a shard
+    without the end-of-archive blocks was cut between members. Each is reported to ``handler`` once; ``handler``
+    returning False ends the stream.
+    """
+    for shard in shards:
+        url, sample = shard["url"], {}
+        try:
+            with wds.gopen(url, "rb") as stream, tarfile.open(fileobj=stream, mode="r|*", ignore_zeros=True) as tar:
+                end = 0  # where the next header starts in an undamaged archive
+                for member in tar:
+                    if member.offset != end and not handler(tarfile.ReadError(f"damaged header at {end} in {url}")):
+                        return
+                    end = member.offset_data + -(-member.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+                    key, extension = wds.tariterators.base_plus_ext(member.name)
+                    if not member.isreg() or key is None:
+                        continue
+                    data = tar.extractfile(member).read()  # type: ignore[union-attr]
+                    if sample and sample["__key__"] != key:
+                        yield sample
+                        sample = {}
+                    sample.update({"__key__": key, "__url__": url, extension.lower(): data})
+                if tar.offset < end + 2 * tarfile.BLOCKSIZE and not handler(tarfile.ReadError(f"{url} is cut off")):
+                    return
+        except Exception as error:  # unreadable shard, or cut inside a member: its last sample is incomplete
+            sample = {}
+            if not handler(error):
+                return
+        if sample:
+            yield sample
+
+
 class ShardPipeline(torch.utils.data.IterableDataset):
     """Batches from webdataset shards, for one epoch at a time (set ``epoch`` before creating the iterator).
 
@@ -87,6 +125,13 @@ class ShardPipeline(torch.utils.data.IterableDataset):
         shuffle: shuffle shards and samples (training) or keep the order (evaluation).
         shuffle_buffer: samples in the shuffle buffer.
         drop_last: drop each worker's last partial batch (training) or keep it (evaluation).
+        resampled: draw shards with replacement, forever, independently in every worker (webdataset's resampled
+            mode): no exactly-once guarantee, for weighted mixing and unequal shards; the consumer ends epochs.
+
+    Resuming: in a DataLoader worker, :meth:`state_dict` gives the position of the last yielded batch in this
+    worker's stream; :meth:`load_state_dict` makes the next iteration skip what was consumed without decoding it.
+    Every sample's randomness is seeded by its position in the stream, so a resumed stream decodes exactly as the
+    uninterrupted one would (torchdata's ``StatefulDataLoader`` calls these in each worker).
     """
 
     def __init__(
@@ -99,6 +144,7 @@ class ShardPipeline(torch.utils.data.IterableDataset):
         shuffle: bool = True,
         shuffle_buffer: int = 1000,
         drop_last: bool = True,
+        resampled: bool = False,
     ) -> None:
         super().__init__()
         self.urls = expand_urls(urls)
@@ -114,45 +160,75 @@ class ShardPipeline(torch.utils.data.IterableDataset):
         self.shuffle = shuffle
         self.shuffle_buffer = shuffle_buffer
         self.drop_last = drop_last
+        self.resampled = resampled
         self.epoch = 0
+        self._resume: dict[str, int] | None = None
+        self._state: dict[str, int] = {"epoch": 0, "position": 0, "reported": 0}
+
+    def state_dict(self) -> dict[str, int]:
+        """Position after the last yielded batch: raw samples consumed, and those whose skips were reported."""
+        return dict(self._state)
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue the next iteration of the same epoch after ``state``'s position."""
+        self._resume = dict(state)
+
+    def _shard_stream(self, rng: random.Random) -> Iterator[dict[str, Any]]:
+        if self.resampled:
+            while True:
+                yield {"url": rng.choice(self.urls)}
+        urls = shuffle_shards(self.urls, self.seed, self.epoch) if self.shuffle else self.urls
+        yield from wds.split_by_worker(wds.split_by_node(iter({"url": url} for url in urls)))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """Yield this worker's batches of the current epoch."""
+        seed = worker_seed(self.seed, self.epoch)
+        resume = self._resume if self._resume and self._resume.get("epoch") == self.epoch else None
+        self._resume = None
+        start = resume["position"] if resume else 0
+        reported = resume["reported"] if resume else 0
         counter = SkipCounter()
-        rng = random.Random(worker_seed(self.seed, self.epoch))
-        urls = shuffle_shards(self.urls, self.seed, self.epoch) if self.shuffle else self.urls
+        position = 0  # raw samples pulled from this worker's (shuffled) stream so far
 
         def skip_member(error: Exception) -> bool:
-            counter.add("corrupt_tar")
+            if position >= reported:
+                counter.add("corrupt_tar")
             return True
 
-        stream: Iterator[dict[str, Any]] = iter({"url": url} for url in urls)
-        stream = wds.split_by_node(stream)
-        stream = wds.split_by_worker(stream)
-        stream = wds.tarfile_to_samples(handler=skip_member)(stream)
+        shards = random.Random(seed)
+        stream = tar_samples(self._shard_stream(shards), skip_member)
         if self.shuffle:
-            stream = buffer_shuffle(stream, self.shuffle_buffer, rng)
+            stream = buffer_shuffle(stream, self.shuffle_buffer, random.Random(seed + 1))
         # Each batch is held back until the next one is complete, so that the skips after the last batch of the
         # epoch still reach the trainer attached to that last batch.
         batch: list[dict[str, Any]] = []
         ready: dict[str, Any] | None = None
+        ready_end = start
         for raw in stream:
+            position += 1
+            if position <= start:
+                continue  # consumed before the checkpoint this run resumes from
             try:
-                batch.append(self.decode(raw, rng))
+                batch.append(self.decode(raw, random.Random(f"{seed}:{position}")))
             except SampleSkipped as skipped:
-                counter.add(skipped.reason)
+                if position > reported:
+                    counter.add(skipped.reason)
                 continue
             if len(batch) == self.batch_size:
                 if ready is not None:
-                    yield {**ready, "skipped": counter.take()}
-                ready, batch = self.collate(batch), []
+                    yield self._emit(ready, ready_end, position, counter)
+                ready, ready_end, batch = self.collate(batch), position, []
         if batch and not self.drop_last:
             if ready is not None:
-                yield {**ready, "skipped": counter.take()}
-            ready = self.collate(batch)
+                yield self._emit(ready, ready_end, position, counter)
+            ready, ready_end = self.collate(batch), position
         if ready is not None:
-            yield {**ready, "skipped": counter.take()}
+            yield self._emit(ready, ready_end, position, counter)
         elif counter.counts:
             warnings.warn(
                 f"a data worker skipped every sample of its shards this epoch: {counter.take()}", stacklevel=1
             )
+
+    def _emit(self, batch: dict[str, Any], end: int, position: int, counter: SkipCounter) -> dict[str, Any]:
+        self._state = {"epoch": self.epoch, "position": end, "reported": max(end, position)}
+        return {**batch, "skipped": counter.take()}

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import random
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from clover_pl.data.masking import TextMasker
+from clover_pl.data.mixing import SCHEDULES, SourceMixer
 from clover_pl.data.pipeline import SampleSkipped, ShardPipeline
 from clover_pl.data.shards import count_samples, expand_urls
 from clover_pl.data.text import load_tokenizer
@@ -19,7 +20,6 @@ from clover_pl.data.transforms import ClipTransform
 from clover_pl.data.video import DECODE_ERROR_REASONS, DecodeError, decode_image, decode_video
 from clover_pl.data.video_masking import BlockMaskGenerator
 
-SCHEDULES = ("alternate",)
 # Every reason a sample or tar member can be skipped for; fixed, so every rank logs the same keys.
 SKIP_REASONS = (
     "corrupt_tar",
@@ -136,34 +136,6 @@ def stack(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return {key: torch.stack([sample[key] for sample in samples]) for key in samples[0]}
 
 
-class AlternatingBatches:
-    """One epoch = every batch of every source, taken in turn (video, image, video, ...).
-
-    When a source runs out, the others go on until they run out too, so each epoch sees each source's samples
-    once. The release restarted the shorter loader and then drew both step slots from it, dropping the tail of
-    the longer source every epoch (spec 7); this schedule fixes that.
-
-    It has no ``__len__`` on purpose: the epoch ends when the data does (skipped samples make it shorter than the
-    shard statistics say), and Lightning's restore of an end-of-epoch checkpoint miscounts the next epoch's batches
-    when a length is given. Runs are therefore step-based (``trainer.max_steps``); see
-    ``PretrainDataModule.batches_per_epoch`` for the estimate.
-    """
-
-    def __init__(self, datamodule: PretrainDataModule) -> None:
-        self.datamodule = datamodule
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        """Iterate one epoch; the epoch number comes from the trainer, so a resumed run continues its order."""
-        iterators = [iter(loader) for loader in self.datamodule.epoch_loaders()]
-        while iterators:
-            for iterator in list(iterators):
-                batch = next(iterator, None)
-                if batch is None:
-                    iterators.remove(iterator)
-                else:
-                    yield batch
-
-
 class PretrainDataModule(L.LightningDataModule):
     """Streams pretraining shards; validates on a held-out retrieval set.
 
@@ -173,7 +145,12 @@ class PretrainDataModule(L.LightningDataModule):
             pattern, a list, local paths or ``pipe:`` URLs. None for none.
         image_shards: image shards (``.jpg`` + ``.txt``, as img2dataset writes them); images are one-frame clips.
         validation_shards: held-out clips with one caption each, for zero-shot retrieval during fit.
-        schedule: how sources share the steps; ``"alternate"``: one batch from each in turn.
+        schedule: how sources share the steps: ``"alternate"`` (one batch from each in turn, as the release) or
+            ``"weighted"`` (each step's source drawn with probabilities proportional to ``weights``).
+        weights: per-source weights (video source first, then images) of the weighted schedule.
+        resampled: draw shards with replacement, forever (no exactly-once; epochs are ``epoch_batches`` steps).
+        epoch_batches: steps per epoch in resampled mode (default: the exactly-once estimate from the shard
+            statistics).
         batch_size: clips per batch and rank.
         validation_batch_size: clips per validation batch and rank.
         num_frames: frames per training clip (TSN segment sampling, one random frame per segment).
@@ -198,6 +175,9 @@ class PretrainDataModule(L.LightningDataModule):
         image_shards: str | list[str] | None = None,
         validation_shards: str | list[str] | None = None,
         schedule: str = "alternate",
+        weights: list[float] | None = None,
+        resampled: bool = False,
+        epoch_batches: int | None = None,
         batch_size: int = 32,
         validation_batch_size: int = 64,
         num_frames: int = 8,
@@ -218,6 +198,7 @@ class PretrainDataModule(L.LightningDataModule):
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
         self.save_hyperparameters()
+        self.mixer: SourceMixer | None = None
         self.sources: list[ShardPipeline] = []
         self.validation: ShardPipeline | None = None
 
@@ -239,7 +220,9 @@ class PretrainDataModule(L.LightningDataModule):
                     raise ValueError(f"the shard list {urls!r} is empty")
                 decoder = PretrainDecoder(masker, cells, train_transform, hp.num_frames, hp.short_side)
                 self.sources.append(
-                    ShardPipeline(urls, decoder, stack, hp.batch_size, hp.seed, True, hp.shuffle_buffer, True)
+                    ShardPipeline(
+                        urls, decoder, stack, hp.batch_size, hp.seed, True, hp.shuffle_buffer, True, hp.resampled
+                    )
                 )
         if stage in ("fit", "validate") and hp.validation_shards:
             decoder = RetrievalDecoder(
@@ -249,9 +232,9 @@ class PretrainDataModule(L.LightningDataModule):
                 hp.validation_shards, decoder, stack, hp.validation_batch_size, hp.seed, False, 0, False
             )
 
-    def _loader(self, dataset: ShardPipeline) -> DataLoader:
-        workers = min(self.hparams.num_workers, len(dataset.urls))
-        return DataLoader(
+    def _loader(self, dataset: ShardPipeline, stateful: bool = False) -> DataLoader:
+        workers = self.hparams.num_workers if dataset.resampled else min(self.hparams.num_workers, len(dataset.urls))
+        return (StatefulDataLoader if stateful else DataLoader)(
             dataset,
             batch_size=None,
             num_workers=workers,
@@ -259,13 +242,22 @@ class PretrainDataModule(L.LightningDataModule):
             prefetch_factor=4 if workers else None,
         )
 
-    def epoch_loaders(self, epoch: int | None = None) -> list[DataLoader]:
-        """DataLoaders of the training sources for ``epoch`` (default: the trainer's current epoch)."""
-        if epoch is None:
-            epoch = self.trainer.current_epoch if self.trainer is not None else 0
+    def current_epoch(self) -> int:
+        """The trainer's epoch, 0 outside a trainer."""
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
+    def trained_batches(self) -> int | None:
+        """Batches of the current epoch the trainer has finished (None outside a trainer)."""
+        if self.trainer is None:
+            return None
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
+
+    def epoch_loaders(self, epoch: int | None = None) -> list[StatefulDataLoader]:
+        """Resumable DataLoaders of the training sources for ``epoch`` (default: the trainer's current epoch)."""
+        epoch = self.current_epoch() if epoch is None else epoch
         for source in self.sources:
             source.epoch = epoch
-        return [self._loader(source) for source in self.sources]
+        return [self._loader(source, stateful=True) for source in self.sources]
 
     def batches_per_epoch(self) -> int:
         """Upper estimate of one rank's batches per epoch from the shard statistics."""
@@ -277,9 +269,22 @@ class PretrainDataModule(L.LightningDataModule):
             total += workers * (per_worker // self.hparams.batch_size)
         return total
 
-    def train_dataloader(self) -> AlternatingBatches:
-        """Alternating batches of all training sources."""
-        return AlternatingBatches(self)
+    def train_dataloader(self) -> SourceMixer:
+        """Batches of all training sources, mixed by the schedule; resumable mid-epoch."""
+        hp = self.hparams
+        epoch_batches = hp.epoch_batches
+        if hp.resampled and epoch_batches is None:
+            epoch_batches = self.batches_per_epoch()
+        self.mixer = SourceMixer(
+            self.epoch_loaders,
+            self.current_epoch,
+            self.trained_batches,
+            hp.schedule,
+            list(hp.weights) if hp.weights is not None else None,
+            epoch_batches,
+            hp.seed,
+        )
+        return self.mixer
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         """The held-out retrieval set, in shard order."""

@@ -1,7 +1,7 @@
 """Losses: modules that map features or logits to a dict of named scalar terms plus ``"loss"``."""
 
 from clover_pl.losses.contrastive import VideoTextContrastiveLoss
-from clover_pl.losses.gather import gather_with_grad
+from clover_pl.losses.gather import gather_uneven, gather_with_grad
 from clover_pl.losses.mlm import MaskedLanguageModelingLoss
 from clover_pl.losses.tri_modal import TriModalAlignmentLoss
 
@@ -9,5 +9,6 @@ __all__ = [
     "MaskedLanguageModelingLoss",
     "TriModalAlignmentLoss",
     "VideoTextContrastiveLoss",
+    "gather_uneven",
     "gather_with_grad",
 ]

@@ -59,3 +59,29 @@ def gather_with_grad(tensor: Tensor) -> Tensor:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return tensor
     return _AllGatherSum.apply(tensor)
+
+
+def gather_uneven(tensor: Tensor) -> Tensor:
+    """All-gather tensors whose first dimension differs between ranks (evaluation; no gradient).
+
+    Each rank's rows are padded to the largest count, gathered, and the padding is cut again, so the result is the
+    concatenation in rank order of exactly the rows every rank had. Identity without a process group.
+
+    Args:
+        tensor: (N_r, ...) on rank r.
+
+    Returns:
+        (sum_r N_r, ...).
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    world = dist.get_world_size()
+    count = torch.tensor([tensor.shape[0]], device=tensor.device)
+    counts = [torch.zeros_like(count) for _ in range(world)]
+    dist.all_gather(counts, count)
+    largest = int(max(c.item() for c in counts))
+    padded = tensor.new_zeros((largest, *tensor.shape[1:]))
+    padded[: tensor.shape[0]] = tensor
+    gathered = [torch.zeros_like(padded) for _ in range(world)]
+    dist.all_gather(gathered, padded.contiguous())
+    return torch.cat([part[: int(c.item())] for part, c in zip(gathered, counts, strict=True)])

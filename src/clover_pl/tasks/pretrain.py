@@ -14,6 +14,7 @@ from clover_pl.losses import (
     TriModalAlignmentLoss,
     VideoTextContrastiveLoss,
 )
+from clover_pl.losses.gather import gather_uneven
 from clover_pl.metrics import retrieval_metrics
 from clover_pl.models import CloverBackbone, DualEncoderHeads, FusedHeads, MLMHead
 from clover_pl.tasks.optimization import adamw_warmup_cosine
@@ -55,6 +56,9 @@ class PretrainTask(L.LightningModule):
         eps: AdamW epsilon.
         warmup_steps: linear warmup in optimiser steps.
         min_lr_ratio: start and end of the schedule, as a fraction of ``lr``.
+        max_skip_rate: stop the run when more than this fraction of the samples read so far were skipped (bad
+            videos, empty captions, ...), once at least ``skip_check_after`` samples were read.
+        skip_check_after: samples read before the skip rate is checked.
         step_seeded: reseed torch's generator from (``seed``, global step) before each step, so dropout and
             drop-path do not depend on history and a resumed run repeats an uninterrupted one exactly.
         seed: base of the per-step seed.
@@ -83,6 +87,8 @@ class PretrainTask(L.LightningModule):
         eps: float = 1e-8,
         warmup_steps: int = 1000,
         min_lr_ratio: float = 1e-3,
+        max_skip_rate: float = 0.2,
+        skip_check_after: int = 1000,
         step_seeded: bool = True,
         seed: int = 0,
     ) -> None:
@@ -114,6 +120,8 @@ class PretrainTask(L.LightningModule):
         self.mlm_loss = MaskedLanguageModelingLoss(gamma=focal_gamma)
         self._validation: list[dict[str, torch.Tensor]] = []
         self.skipped: dict[str, int] = {}
+        self.samples_read = 0
+        self.samples_skipped = 0
 
     # ---------------------------------------------------------------- training
     def on_train_batch_start(self, batch: PretrainBatch, batch_idx: int) -> None:
@@ -186,9 +194,23 @@ class PretrainTask(L.LightningModule):
             for name, value in terms.items()
         }
         self.log_dict(logged, batch_size=batch["video"].shape[0])
-        for reason, count in batch.get("skipped", {}).items():
-            self.skipped[reason] = self.skipped.get(reason, 0) + int(count)
+        self.count_skips(batch["video"].shape[0], batch.get("skipped", {}))
         return terms["loss"]
+
+    def count_skips(self, used: int, skipped: dict[str, int]) -> None:
+        """Add a batch's skips to the epoch's counts; stop when the skip rate passes ``max_skip_rate``."""
+        for reason, count in skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + int(count)
+        lost = sum(int(count) for count in skipped.values())
+        self.samples_read += used + lost
+        self.samples_skipped += lost
+        rate = self.samples_skipped / max(1, self.samples_read)
+        if self.samples_read >= self.hparams.skip_check_after and rate > self.hparams.max_skip_rate:
+            raise RuntimeError(
+                f"stopping: {self.samples_skipped} of {self.samples_read} samples read were skipped ({rate:.1%}, "
+                f"above model.init_args.max_skip_rate={self.hparams.max_skip_rate}); skipped this epoch by "
+                f"reason: {dict(sorted(self.skipped.items()))}. Check the shards (clover-pl prepare ... --verify)."
+            )
 
     def on_train_epoch_end(self) -> None:
         """Log and print the samples skipped this epoch (bad videos, empty captions, ...), summed over ranks."""
@@ -217,8 +239,8 @@ class PretrainTask(L.LightningModule):
             return
         parts = {key: torch.cat([step[key] for step in self._validation]) for key in ("video", "text", "id")}
         self._validation = []
-        if self.trainer.world_size > 1:
-            parts = {key: value.flatten(0, 1) for key, value in self.all_gather(parts).items()}
+        # Ranks may hold different numbers of held-out clips (their shards differ): gather exactly what each has.
+        parts = {key: gather_uneven(value) for key, value in parts.items()}
         # Order by sample id and drop the duplicates a padded distributed split may add.
         order = torch.argsort(parts["id"], stable=True)
         ids = parts["id"][order]

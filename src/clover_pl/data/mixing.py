@@ -1,0 +1,158 @@
+"""Mixing the pretraining sources (WebVid videos, CC3M images) into one stream of single-source batches.
+
+Each optimiser step takes a batch from one source (spec 4). ``alternate`` takes them in turn; ``weighted`` draws
+the source of every step with probabilities proportional to ``weights``. Either way, in the default exactly-once
+mode an epoch ends when every source has run out (each sample once per epoch): the release instead restarted the
+shorter loader and drew both step slots from it, so the tail of every epoch came from one source and the longer
+source's tail was dropped (spec 7). In resampled mode the sources never run out and an epoch is ``epoch_batches``
+steps.
+
+The mixer is resumable in the middle of an epoch: its ``state_dict`` (saved by Lightning in every checkpoint)
+records, for the batch the trainer will train next, the epoch, the step index, whose turn it is, which sources are
+exhausted, and each source loader's ``StatefulDataLoader`` state (every worker's position in its stream).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torchdata.stateful_dataloader import StatefulDataLoader
+
+SCHEDULES = ("alternate", "weighted")
+SNAPSHOTS_KEPT = 16  # states of recent steps; the trainer is at most its prefetch depth (1) behind the mixer
+
+
+class SourceMixer:
+    """One epoch of batches from several source loaders, by schedule; Lightning-stateful.
+
+    Args:
+        make_loaders: epoch -> one ``StatefulDataLoader`` per source, for that epoch's order.
+        current_epoch: the trainer's epoch (so a resumed run continues the right epoch).
+        trained_batches: batches of this epoch the trainer has finished, or None outside a trainer (then every
+            batch handed out counts as trained).
+        schedule: ``"alternate"`` or ``"weighted"``.
+        weights: per-source weights of the ``weighted`` schedule (None: equal).
+        epoch_batches: stop an epoch after this many batches (required when the sources are resampled).
+        seed: seed of the weighted draws (combined with epoch and step, so resuming needs no generator state).
+    """
+
+    def __init__(
+        self,
+        make_loaders: Callable[[int], list[StatefulDataLoader]],
+        current_epoch: Callable[[], int],
+        trained_batches: Callable[[], int | None],
+        schedule: str = "alternate",
+        weights: list[float] | None = None,
+        epoch_batches: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
+        if weights is not None and (any(w < 0 for w in weights) or sum(weights) <= 0):
+            raise ValueError(f"weights must be non-negative with a positive sum, got {weights}")
+        self.make_loaders = make_loaders
+        self.current_epoch = current_epoch
+        self.trained_batches = trained_batches
+        self.schedule = schedule
+        self.weights = weights
+        self.epoch_batches = epoch_batches
+        self.seed = seed
+        self._resume: dict[str, Any] | None = None
+        self._snapshots: dict[int, dict[str, Any]] = {}
+        self._live: dict[str, Any] | None = None  # loaders, turn and exhausted flags of the running epoch
+        self._epoch = 0
+        self._handed_out = 0
+
+    def _pick(self, epoch: int, index: int, turn: int, exhausted: list[bool]) -> int:
+        live = [source for source in range(len(exhausted)) if not exhausted[source]]
+        if self.schedule == "alternate":
+            return min(live, key=lambda source: (source - turn) % len(exhausted))
+        weights = self.weights or [1.0] * len(exhausted)
+        if len(weights) != len(exhausted):
+            raise ValueError(f"{len(weights)} weights for {len(exhausted)} sources")
+        live_weights = [weights[source] for source in live]
+        if sum(live_weights) <= 0:  # only zero-weight sources are left: they finish the epoch, in turn
+            return min(live, key=lambda source: (source - turn) % len(exhausted))
+        return random.Random(f"{self.seed}:{epoch}:{index}").choices(live, weights=live_weights)[0]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Yield one epoch's batches (continuing a restored position when one was loaded)."""
+        epoch = self.current_epoch()
+        loaders = self.make_loaders(epoch)
+        state = self._resume if self._resume is not None and self._resume["epoch"] == epoch else None
+        self._resume = None
+        exhausted, turn, index = [False] * len(loaders), 0, 0
+        if state is not None:
+            if state.get("finished"):
+                exhausted = [True] * len(loaders)
+            else:
+                exhausted, turn, index = list(state["exhausted"]), state["turn"], state["index"]
+                for loader, loader_state in zip(loaders, state["loaders"], strict=True):
+                    loader.load_state_dict(loader_state)
+        iterators = [iter(loader) for loader in loaders]
+        self._epoch, self._snapshots, self._handed_out = epoch, {}, index
+        live = {"loaders": loaders, "turn": turn, "exhausted": exhausted}
+        self._live = live
+        while True:
+            batch, source, snapshot = None, -1, None
+            while batch is None and not all(exhausted) and (self.epoch_batches is None or index < self.epoch_batches):
+                source = self._pick(epoch, index, turn, exhausted)
+                snapshot = self._position(index)
+                try:
+                    batch = next(iterators[source])
+                except StopIteration:
+                    exhausted[source] = True
+            if not all_ranks_have_a_batch(batch is not None):
+                break
+            self._snapshots[index] = snapshot
+            self._snapshots.pop(index - SNAPSHOTS_KEPT, None)
+            turn, index = (source + 1) % len(loaders), index + 1
+            live["turn"], self._handed_out = turn, index
+            yield batch
+        self._live = None
+
+    def _position(self, index: int) -> dict[str, Any]:
+        """The running epoch's state now, as the position of batch ``index``."""
+        live = self._live
+        assert live is not None
+        return {
+            "epoch": self._epoch,
+            "index": index,
+            "turn": live["turn"],
+            "exhausted": list(live["exhausted"]),
+            "loaders": [loader.state_dict() for loader in live["loaders"]],
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The position of the next batch to train: what a checkpoint needs to continue this epoch exactly."""
+        trained = self.trained_batches()
+        trained = self._handed_out if trained is None else trained
+        if trained in self._snapshots:  # the trainer is behind the mixer (Lightning prefetches a batch)
+            return self._snapshots[trained]
+        if self._live is not None and trained == self._handed_out:  # paused right after the last batch handed out
+            return self._position(trained)
+        return {"epoch": self._epoch, "index": trained, "finished": True}  # the epoch is over
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` at the next iteration of the same epoch."""
+        self._resume = state
+
+
+def all_ranks_have_a_batch(have: bool) -> bool:
+    """True when every rank has a next batch; ranks agree, so they end an epoch on the same step.
+
+    Bad samples are skipped, so ranks can run out of batches at different steps; a rank that stopped while the
+    others went on would leave them waiting in their next collective forever. One all-reduce per step prevents it:
+    the epoch ends for everyone when the first rank runs out (the others' last batches are left for the next epoch's
+    reshuffle).
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return have
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    flag = torch.tensor([1 if have else 0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
