@@ -13,7 +13,11 @@ from clover_pl.models import CloverBackbone, clover_tiny
 CONF = Path(__file__).parents[1] / "conf"
 BACKBONES = sorted((CONF / "backbone").glob("*.yaml"))
 TRAINER_OVERLAYS = sorted((CONF / "trainer").glob("*.yaml")) + sorted((CONF / "debug").glob("*.yaml"))
-RUNS = [CONF / "quickstart.yaml", *sorted((CONF / "pretrain").glob("*.yaml"))]
+RUNS = [
+    CONF / "quickstart.yaml",
+    *sorted((CONF / "pretrain").glob("*.yaml")),
+    *sorted((CONF / "retrieval").glob("*.yaml")),
+]
 ABLATIONS = sorted((CONF / "ablation").glob("*.yaml"))
 DATA_BLOCKS = sorted((CONF.parent / "data_modules").rglob("*.yaml"))
 ENVIRONMENT = {
@@ -22,6 +26,9 @@ ENVIRONMENT = {
     "WEBVID_SHARDS": "/data/webvid/{0..1}.tar",
     "CC3M_SHARDS": "/data/cc3m/{0..1}.tar",
     "HELDOUT_SHARDS": "/data/heldout/{0..1}.tar",
+    "MSRVTT_ROOT": "/data/msrvtt",
+    "DIDEMO_ROOT": "/data/didemo",
+    "LSMDC_ROOT": "/data/lsmdc",
 }
 
 
@@ -91,7 +98,7 @@ def test_run_files_resolve(path: Path, capsys: pytest.CaptureFixture[str], monke
     for name, value in ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     printed = print_config(capsys, f"--config={path}")
-    assert "class_path: clover_pl.tasks.PretrainTask" in printed
+    assert "class_path: clover_pl.tasks." in printed
     assert "class_path: clover_pl.models.VideoSwinTransformer" in printed  # the backbone file was read
     assert "${" not in printed  # every interpolation resolved
 
@@ -106,6 +113,13 @@ def test_ablation_overlays_stack_on_the_quickstart(path: Path, capsys: pytest.Ca
 
 
 @pytest.mark.parametrize("path", DATA_BLOCKS, ids=lambda p: p.parent.name)
-def test_dataset_card_data_blocks_stack_on_the_quickstart(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    printed = print_config(capsys, f"--config={CONF / 'quickstart.yaml'}", f"--config={path}")
+def test_dataset_card_data_blocks_stack_on_a_run(
+    path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    retrieval = "RetrievalDataModule" in path.read_text()
+    run = CONF / ("retrieval/synthetic.yaml" if retrieval else "quickstart.yaml")
+    printed = print_config(capsys, f"--config={run}", f"--config={path}")
     assert "class_path: clover_pl.data." in printed
+    assert "${" not in printed

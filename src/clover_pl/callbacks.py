@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 
 
@@ -48,3 +52,55 @@ class ThreadLimit(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Apply the cap before any step runs."""
         torch.set_num_threads(self.num_threads)
+
+
+class EmbeddingWriter(BasePredictionWriter):
+    """Write the embeddings of ``clover-pl predict`` to ``<output_dir>/embeddings.pt``, with the ids, to index a corpus.
+
+    The file holds ``video`` (Nv, E) and ``text`` (Nt, E) L2-normalised float32 embeddings, ``video_ids`` (the
+    manifest's ids, in the row order of ``video``), ``captions`` and ``text_video_index`` (row of each caption's video).
+    Every rank's rows are gathered first; rank zero writes the file atomically. Load it with
+    ``torch.load(path, weights_only=True)``.
+
+    Args:
+        output_dir: folder of ``embeddings.pt``.
+    """
+
+    def __init__(self, output_dir: str) -> None:
+        super().__init__(write_interval="epoch")
+        self.output_dir = output_dir
+
+    def write_on_epoch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, predictions: Any, batch_indices: Any
+    ) -> None:
+        """Gather, order by video and save."""
+        from clover_pl.losses.gather import gather_uneven
+
+        parts = {
+            key: gather_uneven(torch.cat([batch[key] for batch in predictions]))
+            for key in ("video", "video_index", "text", "text_video_index")
+        }
+        order = torch.argsort(parts["video_index"], stable=True)
+        video_index = parts["video_index"][order]
+        keep = torch.ones_like(video_index, dtype=torch.bool)
+        keep[1:] = video_index[1:] != video_index[:-1]
+        video_index = video_index[keep]
+        text_order = torch.argsort(parts["text_video_index"], stable=True)
+        text_video_index = torch.searchsorted(video_index, parts["text_video_index"][text_order])
+        records = getattr(trainer.datamodule, "records", {}).get("predict")
+        video_ids = [records[int(i)]["video_id"] for i in video_index] if records else video_index.tolist()
+        captions = [caption for i in video_index for caption in records[int(i)]["captions"]] if records else []
+        if trainer.global_rank != 0:
+            return
+        os.makedirs(self.output_dir, exist_ok=True)
+        path = os.path.join(self.output_dir, "embeddings.pt")
+        content = {
+            "video": parts["video"][order][keep],
+            "video_ids": video_ids,
+            "text": parts["text"][text_order],
+            "text_video_index": text_video_index,
+            "captions": captions,
+        }
+        torch.save(content, path + ".tmp")
+        os.replace(path + ".tmp", path)
+        rank_zero_info(f"wrote {len(video_ids)} video and {len(text_video_index)} caption embeddings to {path}")

@@ -20,12 +20,22 @@ from lightning.pytorch.cli import LightningCLI  # noqa: E402
 
 DESCRIPTION = (
     "Clover video-language pretraining on PyTorch Lightning. Besides the Trainer subcommands below, "
-    "`clover-pl prepare <dataset> --help` converts datasets into shards (datasets: synthetic)."
+    "`clover-pl prepare <dataset> --help` converts a dataset into shards or manifests (`clover-pl prepare` lists "
+    "the datasets)."
 )
 
 
 class CloverCLI(LightningCLI):
     """LightningCLI whose model and data are any LightningModule / LightningDataModule given by ``class_path``."""
+
+    def _parse_ckpt_path(self) -> None:
+        """Keep the config's model: never replace it by the hyper-parameters stored in ``--ckpt_path``.
+
+        LightningCLI would rebuild the model recorded in the checkpoint, so `clover-pl test --config
+        conf/retrieval/msrvtt.yaml --ckpt_path <pretrain.ckpt>` (zero-shot evaluation) would build the PretrainTask
+        of that checkpoint instead of the RetrievalTask the config names. Resuming is unaffected: the config is
+        given again.
+        """
 
 
 def main(args: list[str] | None = None) -> None:
@@ -39,7 +49,19 @@ def main(args: list[str] | None = None) -> None:
         from clover_pl.data.prepare import main as prepare
 
         raise SystemExit(prepare(argv[1:]))
-    CloverCLI(
+    run_cli(args)
+
+
+def run_cli(args: list[str] | None = None) -> CloverCLI:
+    """Run a Trainer subcommand (``fit``, ``validate``, ``test``, ``predict``) and return the CLI (its model, ...).
+
+    Args:
+        args: the command line after ``clover-pl`` (default ``sys.argv[1:]``).
+
+    Returns:
+        The CLI object, whose ``model``, ``datamodule`` and ``trainer`` are those of the run.
+    """
+    return CloverCLI(
         model_class=None,
         datamodule_class=None,
         parser_kwargs={"parser_mode": "omegaconf+", "description": DESCRIPTION},

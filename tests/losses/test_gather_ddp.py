@@ -10,6 +10,7 @@ Why the relations below hold, with W ranks each holding a slice of the global ba
 The release's gather (local slice only, no sum) would give dL/dx_r and (1/W) dL/dtheta instead (spec 3.8).
 """
 
+import datetime
 import os
 import socket
 from pathlib import Path
@@ -49,9 +50,17 @@ def _losses(encoder: nn.Module, inputs: torch.Tensor) -> dict[str, torch.Tensor]
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE)
+    # Only what this test sets: distributed variables left in the environment by other tests or tools must not
+    # reach the rendezvous. A broken rendezvous fails after 60 s instead of hanging.
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT", "WORKER"):
+        os.environ.pop(name, None)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=WORLD_SIZE,
+        timeout=datetime.timedelta(seconds=60),
+    )
     try:
         inputs, encoder = _problem()
         local_batch = BATCH // WORLD_SIZE

@@ -1,6 +1,7 @@
 """Data: tokenizer, masking, decoding, webdataset pipelines and the datamodules."""
 
 from clover_pl.data.pretrain import PretrainDataModule
+from clover_pl.data.retrieval import RetrievalDataModule
 from clover_pl.data.text import load_tokenizer
 
-__all__ = ["PretrainDataModule", "load_tokenizer"]
+__all__ = ["PretrainDataModule", "RetrievalDataModule", "load_tokenizer"]

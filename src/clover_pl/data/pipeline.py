@@ -75,41 +75,55 @@ def buffer_shuffle(samples: Iterator[dict[str, Any]], size: int, rng: random.Ran
     yield from buffer
 
 
-def tar_samples(shards: Iterator[dict[str, Any]], handler: Callable[[Exception], bool]) -> Iterator[dict[str, Any]]:
+def tar_samples(shards: Iterator[dict[str, Any]], report: Callable[[Exception], Any]) -> Iterator[dict[str, Any]]:
     """Members of each shard (``{"url": ...}``) grouped into samples: ``__key__``, ``__url__``, bytes by extension.
 
-    Replaces webdataset's ``tarfile_to_samples``: its reader (Python's ``tarfile``) takes a damaged member header
-    for the end of the archive, so the rest of the shard vanished uncounted, and a shard cut inside a member was
-    reported twice. Here a damaged header is skipped up to the next valid one, as GNU tar does (that member is
-    lost and its sample arrives without it); a shard cut inside a member ends there without that sample; a shard
-    without the end-of-archive blocks was cut between members. Each is reported to ``handler`` once; ``handler``
-    returning False ends the stream.
+    Replaces webdataset's ``tarfile_to_samples``, whose reader (Python's ``tarfile``) takes a damaged member header
+    for the end of the archive, so that the rest of the shard vanished uncounted. Here a damaged header is skipped up
+    to the next valid one, as GNU tar does: the member is lost and its sample arrives without it. A shard cut inside
+    a member ends there, without that member's sample; one cut between members lacks the end-of-archive blocks. Each
+    damage, and each shard that cannot be read, is passed to ``report`` once.
     """
     for shard in shards:
-        url, sample = shard["url"], {}
         try:
-            with wds.gopen(url, "rb") as stream, tarfile.open(fileobj=stream, mode="r|*", ignore_zeros=True) as tar:
-                end = 0  # where the next header starts in an undamaged archive
-                for member in tar:
-                    if member.offset != end and not handler(tarfile.ReadError(f"damaged header at {end} in {url}")):
-                        return
-                    end = member.offset_data + -(-member.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-                    key, extension = wds.tariterators.base_plus_ext(member.name)
-                    if not member.isreg() or key is None:
-                        continue
-                    data = tar.extractfile(member).read()  # type: ignore[union-attr]
-                    if sample and sample["__key__"] != key:
-                        yield sample
-                        sample = {}
-                    sample.update({"__key__": key, "__url__": url, extension.lower(): data})
-                if tar.offset < end + 2 * tarfile.BLOCKSIZE and not handler(tarfile.ReadError(f"{url} is cut off")):
-                    return
-        except Exception as error:  # unreadable shard, or cut inside a member: its last sample is incomplete
-            sample = {}
-            if not handler(error):
-                return
-        if sample:
+            with wds.gopen(shard["url"], "rb") as stream:
+                yield from _read_tar(shard["url"], stream, report)
+        except Exception as error:  # an unreadable shard is counted, as a bad sample is
+            report(error)
+
+
+def _read_tar(url: str, stream: Any, report: Callable[[Exception], Any]) -> Iterator[dict[str, Any]]:
+    tar = tarfile.open(fileobj=stream, mode="r|*", ignore_zeros=True)  # noqa: SIM115 (the caller closes stream)
+    sample: dict[str, Any] = {}
+    end: int | None = 0  # where the next header starts if nothing is damaged
+    while True:
+        try:
+            member = tar.next()
+        except tarfile.ReadError as error:  # a damaged header after a pax header: go on from the next block
+            report(error)
+            tar, end = tarfile.TarFile(fileobj=tar.fileobj, mode="r", ignore_zeros=True), None
+            continue
+        if member is None:
+            break
+        if end is not None and member.offset != end:
+            report(tarfile.ReadError(f"damaged header at byte {end} of {url}"))
+        end = member.offset_data + -(-member.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+        key, extension = wds.tariterators.base_plus_ext(member.name)
+        if not member.isreg() or key is None:
+            continue
+        if sample and sample["__key__"] != key:
             yield sample
+            sample = {}
+        try:
+            data = tar.extractfile(member).read()  # type: ignore[union-attr]
+        except tarfile.ReadError as error:  # cut off inside the member: its sample is incomplete
+            report(error)
+            return
+        sample.update({"__key__": key, "__url__": url, extension.lower(): data})
+    if sample:
+        yield sample
+    if end is not None and tar.offset < end + 2 * tarfile.BLOCKSIZE:
+        report(tarfile.ReadError(f"{url} ends without the end-of-archive blocks"))
 
 
 class ShardPipeline(torch.utils.data.IterableDataset):

@@ -51,12 +51,19 @@ def sample_id(key: str) -> int:
 
 
 def decode_clip(
-    raw: dict[str, Any], num_frames: int, mode: str, short_side: int | None, generator: torch.Generator
+    raw: dict[str, Any],
+    num_frames: int,
+    mode: str,
+    short_side: int | None,
+    generator: torch.Generator,
+    threads: int = 1,
 ) -> torch.Tensor:
     """The sample's video (``.mp4``) or image (``.jpg``) as (T, C, H, W) uint8; bad media skip the sample."""
     try:
         if "mp4" in raw:
-            return decode_video(raw["mp4"], num_frames, mode=mode, short_side=short_side, generator=generator)
+            return decode_video(
+                raw["mp4"], num_frames, mode=mode, short_side=short_side, generator=generator, threads=threads
+            )
         for extension in ("jpg", "jpeg", "png", "webp"):
             if extension in raw:
                 return decode_image(raw[extension], short_side=short_side)
@@ -79,7 +86,9 @@ class PretrainDecoder:
         transform: ClipTransform,
         num_frames: int,
         short_side: int | None,
+        threads: int = 1,
     ) -> None:
+        self.threads = threads
         self.masker = masker
         self.cell_mask = cell_mask
         self.transform = transform
@@ -90,7 +99,7 @@ class PretrainDecoder:
         """Decode one sample; raises :class:`SampleSkipped` for bad input."""
         caption = read_caption(raw)
         generator = torch.Generator().manual_seed(rng.getrandbits(62))
-        clip = decode_clip(raw, self.num_frames, "random", self.short_side, generator)
+        clip = decode_clip(raw, self.num_frames, "random", self.short_side, generator, self.threads)
         self.masker.reseed(rng.getrandbits(62))  # the masker draws from the pipeline's seed too
         text = self.masker(caption)
         return {
@@ -158,6 +167,7 @@ class PretrainDataModule(L.LightningDataModule):
         image_size: side of the square crops.
         crop_scale: area range of the random-resized crop.
         short_side: resize frames at decode time so the short side is this (bounds memory); None keeps them.
+        decode_threads: FFmpeg codec threads per DataLoader worker (1 is fastest for H.264 on few cores).
         max_text_length: caption length in tokens, [CLS] and [SEP] included; longer captions are truncated.
         text_masking: ``"semantic"`` (nouns and verbs, Clover), ``"whole_word"`` or ``"random"``.
         mask_probability: fraction of candidate words masked.
@@ -185,6 +195,7 @@ class PretrainDataModule(L.LightningDataModule):
         image_size: int = 224,
         crop_scale: tuple[float, float] = (0.08, 1.0),
         short_side: int | None = None,
+        decode_threads: int = 1,
         max_text_length: int = 30,
         text_masking: str = "semantic",
         mask_probability: float = 0.3,
@@ -218,7 +229,9 @@ class PretrainDataModule(L.LightningDataModule):
             for urls in given:
                 if not expand_urls(urls):
                     raise ValueError(f"the shard list {urls!r} is empty")
-                decoder = PretrainDecoder(masker, cells, train_transform, hp.num_frames, hp.short_side)
+                decoder = PretrainDecoder(
+                    masker, cells, train_transform, hp.num_frames, hp.short_side, hp.decode_threads
+                )
                 self.sources.append(
                     ShardPipeline(
                         urls, decoder, stack, hp.batch_size, hp.seed, True, hp.shuffle_buffer, True, hp.resampled

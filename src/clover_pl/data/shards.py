@@ -121,13 +121,50 @@ def write_shards(
     return paths
 
 
+def write_tar(path: str, samples: Iterable[dict[str, Any]]) -> int:
+    """Write samples to one tar shard, atomically: to ``path + ".tmp"``, renamed to ``path`` once complete.
+
+    Members are ``{key}.{ext}`` in sorted extension order, mode ``0o444``, owner ``bigdata``, a fixed mtime, so the
+    bytes depend on the samples only. ``samples`` may be a generator (one sample in memory at a time); if it or the
+    writing fails, the temporary file is removed and nothing appears under ``path``.
+
+    Args:
+        path: the shard's final path.
+        samples: ``{"__key__": key, ext: bytes or str, ...}`` per sample, in the order they are to be stored.
+
+    Returns:
+        The number of samples written.
+    """
+    temporary = path + ".tmp"
+    count = 0
+    try:
+        with open(temporary, "wb") as stream, webdataset.TarWriter(stream, encoder=False, mtime=_FIXED_MTIME) as tar:
+            for sample in samples:
+                members = {name: _to_bytes(value) for name, value in sample.items() if name != "__key__"}
+                tar.write({"__key__": sample["__key__"], **members})
+                count += 1
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    os.replace(temporary, path)
+    return count
+
+
+def stats_path(shard_path: str) -> str:
+    """Path of the ``_stats.json`` beside a shard: ``dir/00003.tar`` -> ``dir/00003_stats.json``."""
+    return _stats_path(shard_path)
+
+
 def _write_one_shard(
     batch: list[dict[str, Any]], out_dir: str, shard_id: int, samples_per_shard: int, kind: str
 ) -> str:
     media = MEDIA_EXTENSION[kind]
     path = os.path.join(out_dir, f"{shard_id:0{SHARD_DIGITS}d}.tar")
     media_bytes = 0
-    with open(path + ".tmp", "wb") as stream, webdataset.TarWriter(stream, encoder=False, mtime=_FIXED_MTIME) as tar:
+
+    def tar_samples() -> Iterator[dict[str, Any]]:
+        nonlocal media_bytes
         for index, sample in enumerate(batch):
             if not isinstance(sample.get(media), (bytes, bytearray)):
                 raise ValueError(f"a {kind} sample needs {media!r} bytes; got members {sorted(sample)}")
@@ -136,9 +173,10 @@ def _write_one_shard(
             members = {name: value for name, value in sample.items() if name != "json"}
             members["json"] = json.dumps(meta, indent=4)
             members.setdefault("txt", meta["caption"])
-            tar.write({"__key__": key, **{name: _to_bytes(value) for name, value in members.items()}})
+            yield {"__key__": key, **members}
             media_bytes += len(sample[media])
-    os.replace(path + ".tmp", path)
+
+    write_tar(path, tar_samples())
     _write_json_atomic(_stats_path(path), _shard_stats(len(batch), media_bytes, kind))
     return path
 

@@ -111,6 +111,7 @@ def decode_video(
     threads: int = 1,
     *,
     seek_gap: int | None = DEFAULT_SEEK_GAP,
+    window: tuple[float, float | None] | None = None,
 ) -> torch.Tensor:
     """Decodes the sampled frames of an encoded video.
 
@@ -124,19 +125,24 @@ def decode_video(
         threads: Codec and scaler threads; keep 1 inside DataLoader workers, 0 lets FFmpeg choose.
         seek_gap: Seek to the keyframe before a sampled frame when that skips at least this many frames; None
             always decodes sequentially. Both paths return the same frames.
+        window: (start, end) in seconds from the first frame (end None: to the last frame); the frames are sampled
+            from those whose timestamps t satisfy start <= t < end, as if the video held only them. A window that
+            falls between two frames gives the frame on screen at `start`. None samples the whole video.
 
     Returns:
         (T, C, H, W) uint8 RGB, frames in temporal order, displayed orientation.
 
     Raises:
-        ValueError: For an unknown mode or `num_samples < 1`.
+        ValueError: For an unknown mode, `num_samples < 1`, or a window with start < 0 or end <= start.
         DecodeError: For any video that cannot be decoded; see `DECODE_ERROR_REASONS`.
     """
     _check_sampling(num_samples, mode)  # argument errors are the caller's bug, not the video's
+    if window is not None and (window[0] < 0 or (window[1] is not None and window[1] <= window[0])):
+        raise ValueError(f"window must satisfy 0 <= start < end, got {window}")
     if not data:
         raise DecodeError("empty", "no bytes")
     try:
-        return _VideoReader(data, short_side, threads).read(num_samples, mode, generator, seek_gap)
+        return _VideoReader(data, short_side, threads).read(num_samples, mode, generator, seek_gap, window)
     except DecodeError:
         raise
     except Exception as error:  # PyAV raises many types for damaged input; callers rely on one
@@ -158,6 +164,10 @@ def decode_image(data: bytes, short_side: int | None = None) -> torch.Tensor:
     """
     if not data:
         raise DecodeError("empty", "no bytes")
+    # FFmpeg paints the part of a JPEG that never arrived green (zero chroma) and reports success; PIL refuses such
+    # files. Markers cannot occur inside entropy-coded data, so a whole JPEG has an end marker after its last scan.
+    if data.startswith(b"\xff\xd8\xff") and data.find(b"\xff\xd9", data.rfind(b"\xff\xda") + 2) < 0:
+        raise DecodeError("truncated", "the JPEG ends before its end-of-image marker")
     try:
         container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
     except Exception as error:
@@ -243,18 +253,29 @@ class _VideoReader:
         self.container, self.stream = self.open()
 
     def read(
-        self, num_samples: int, mode: str, generator: torch.Generator | None, seek_gap: int | None
+        self,
+        num_samples: int,
+        mode: str,
+        generator: torch.Generator | None,
+        seek_gap: int | None,
+        window: tuple[float, float | None] | None = None,
     ) -> torch.Tensor:
         try:
             num_frames = _metadata_frame_count(self.container, self.stream, len(self.data))
             table = None
-            if num_frames is None or (
-                seek_gap is not None and _seek_may_help(self.stream, num_frames, num_samples, seek_gap)
+            if (
+                window is not None
+                or num_frames is None
+                or (seek_gap is not None and _seek_may_help(self.stream, num_frames, num_samples, seek_gap))
             ):
                 table = _demux_table(self.container, self.stream)
                 num_frames = table.num_frames
                 self.rewind()
-            indices = sample_frame_indices(num_frames, num_samples, mode, generator)
+            # Sampling sees only the frames [first, first + count) of the window (the whole video without one).
+            first, count = 0, num_frames
+            if window is not None and table is not None:
+                first, count = _window_frames(table, self.stream, window)
+            indices = [first + index for index in sample_frame_indices(count, num_samples, mode, generator)]
             kept = None
             if seek_gap is not None and table is not None and _plans_a_seek(table, _unique(indices), seek_gap):
                 kept = self.decode_seeking(table, _unique(indices), seek_gap)
@@ -264,7 +285,8 @@ class _VideoReader:
                 kept, decoded, errors = self.decode_sequential(_unique(indices))
                 if len(kept) < len(_unique(indices)) and decoded > 0 and errors == 0:
                     # The frame count was wrong (bad metadata, packets without pictures): sample what is there.
-                    indices = sample_frame_indices(decoded, num_samples, mode, generator)
+                    count = min(count, decoded - first)
+                    indices = [first + index for index in sample_frame_indices(count, num_samples, mode, generator)]
                     self.rewind()
                     kept, decoded, errors = self.decode_sequential(_unique(indices))
                 if decoded == 0:
@@ -378,6 +400,28 @@ def _demux_table(container: av.container.InputContainer, stream: av.video.stream
     pts.sort()
     keyframes = sorted(bisect.bisect_left(pts, value) for value in keyframe_pts)
     return _FrameTable(num_frames=num_frames, pts=pts, keyframes=keyframes or [0])
+
+
+def _window_frames(
+    table: _FrameTable, stream: av.video.stream.VideoStream, window: tuple[float, float | None]
+) -> tuple[int, int]:
+    """(first presentation index, frame count) of the frames shown in a (start, end) window of seconds."""
+    if table.pts is not None and stream.time_base is not None:
+        times = [float((pts - table.pts[0]) * stream.time_base) for pts in table.pts]
+    elif stream.average_rate:  # no usable timestamps: place frames at the nominal rate
+        times = [index / float(stream.average_rate) for index in range(table.num_frames)]
+    else:
+        raise DecodeError("corrupt", "neither timestamps nor a frame rate to place the window")
+    if not times:
+        raise DecodeError("no_frames", "the video has no frames")
+    start, end = window
+    first = bisect.bisect_left(times, start)
+    stop = len(times) if end is None else bisect.bisect_left(times, end)
+    if first >= len(times):
+        raise DecodeError("no_frames", f"the window starts at {start} s, the last frame is at {times[-1]:.3f} s")
+    if stop <= first:  # a window shorter than a frame interval: the frame on screen at `start`
+        return max(first - 1, 0), 1
+    return first, stop - first
 
 
 def _plans_a_seek(table: _FrameTable, wanted: list[int], seek_gap: int) -> bool:

@@ -1,5 +1,19 @@
 """Evaluation metrics."""
 
-from clover_pl.metrics.retrieval import ranks_of_targets, retrieval_metrics, summarize_ranks
+from clover_pl.metrics.retrieval import (
+    ranks_from_embeddings,
+    ranks_of_targets,
+    retrieval_metrics,
+    retrieval_metrics_from_embeddings,
+    summarize_ranks,
+    video_to_text_ranks_from_embeddings,
+)
 
-__all__ = ["ranks_of_targets", "retrieval_metrics", "summarize_ranks"]
+__all__ = [
+    "ranks_from_embeddings",
+    "ranks_of_targets",
+    "retrieval_metrics",
+    "retrieval_metrics_from_embeddings",
+    "summarize_ranks",
+    "video_to_text_ranks_from_embeddings",
+]

@@ -14,9 +14,8 @@ from clover_pl.losses import (
     TriModalAlignmentLoss,
     VideoTextContrastiveLoss,
 )
-from clover_pl.losses.gather import gather_uneven
-from clover_pl.metrics import retrieval_metrics
 from clover_pl.models import CloverBackbone, DualEncoderHeads, FusedHeads, MLMHead
+from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
 from clover_pl.tasks.optimization import adamw_warmup_cosine
 from clover_pl.types import PretrainBatch, RetrievalBatch
 
@@ -118,7 +117,7 @@ class PretrainTask(L.LightningModule):
         )
         self.contrastive_loss = VideoTextContrastiveLoss(temperature=temperature)
         self.mlm_loss = MaskedLanguageModelingLoss(gamma=focal_gamma)
-        self._validation: list[dict[str, torch.Tensor]] = []
+        self._validation = EmbeddingCollector()
         self.skipped: dict[str, int] = {}
         self.samples_read = 0
         self.samples_skipped = 0
@@ -231,30 +230,18 @@ class PretrainTask(L.LightningModule):
         """Embed held-out clips and captions with the dual encoders (no fusion, as Clover's retrieval)."""
         video = self.heads.project_video(self.backbone.encode_video(batch["video"]))
         text = self.heads.project_text(self.backbone.encode_text(batch["input_ids"], batch["attention_mask"]))
-        self._validation.append({"video": video.float(), "text": text.float(), "id": batch["id"]})
+        self._validation.add(video=video, text=text, id=batch["id"])
 
     def on_validation_epoch_end(self) -> None:
         """Zero-shot text-to-video retrieval over the whole held-out set; logs ``val/t2v_r@1`` and friends."""
         if not self._validation:
             return
-        parts = {key: torch.cat([step[key] for step in self._validation]) for key in ("video", "text", "id")}
-        self._validation = []
-        # Ranks may hold different numbers of held-out clips (their shards differ): gather exactly what each has.
-        parts = {key: gather_uneven(value) for key, value in parts.items()}
-        # Order by sample id and drop the duplicates a padded distributed split may add.
-        order = torch.argsort(parts["id"], stable=True)
-        ids = parts["id"][order]
-        keep = torch.ones_like(ids, dtype=torch.bool)
-        keep[1:] = ids[1:] != ids[:-1]
-        video, text = parts["video"][order][keep], parts["text"][order][keep]
-        similarity = self.heads.similarity(video, text).t()  # (texts, videos)
-        metrics = retrieval_metrics(similarity, torch.arange(len(text), device=similarity.device))
-        metrics = {k: v for k, v in metrics.items() if k.startswith("t2v_")}
-        metrics["t2v_r_sum"] = metrics["t2v_r@1"] + metrics["t2v_r@5"] + metrics["t2v_r@10"]
-        metrics["chance_r@1"] = torch.tensor(100.0 / len(text))
+        parts = self._validation.gather()
+        metrics = retrieval_evaluation(parts["video"], parts["id"], parts["text"], parts["id"])
+        metrics = {k: v for k, v in metrics.items() if not k.startswith("v2t_") and k != "gallery"}
         self.log_dict({f"val/{k}": v.float() for k, v in metrics.items()})
         self.last_retrieval = {k: float(v) for k, v in metrics.items()}
-        self.last_retrieval["gallery"] = float(len(text))
+        self.last_retrieval["gallery"] = 100.0 / self.last_retrieval["chance_r@1"]
 
     # ------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> dict[str, object]:

@@ -6,7 +6,15 @@ import importlib
 import sys
 
 # dataset name -> module under clover_pl.data.prepare with a ``main(argv) -> int``
-DATASETS = {"synthetic": "synthetic"}
+DATASETS = {
+    "synthetic": "synthetic",
+    "webvid": "webvid",
+    "cc3m": "cc3m",
+    "msrvtt": "msrvtt",
+    "didemo": "didemo",
+    "lsmdc": "lsmdc",
+    "synthetic_retrieval": "synthetic_retrieval",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,233 @@
+"""RetrievalTask: text-video retrieval with Clover's dual encoders, zero-shot or fine-tuned (spec section 5)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
+
+from clover_pl.losses import VideoTextContrastiveLoss
+from clover_pl.models import CloverBackbone, DualEncoderHeads
+from clover_pl.models.swin_checkpoint import LoadReport
+from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
+from clover_pl.tasks.optimization import adamw_warmup_cosine
+
+log = logging.getLogger(__name__)
+# The weights a retrieval model takes from a pretraining checkpoint: the encoders and the dual-encoder heads.
+TRANSFERRED = ("backbone.", "heads.")
+
+
+def select_dual_encoder(
+    state: dict[str, torch.Tensor], target: dict[str, torch.Tensor], origin: str
+) -> tuple[dict[str, torch.Tensor], LoadReport]:
+    """Take the backbone and projection weights of a (pretraining) state dict, strictly.
+
+    Args:
+        state: the checkpoint's ``state_dict``.
+        target: the retrieval task's ``state_dict`` (names and shapes wanted).
+        origin: the checkpoint path, for messages.
+
+    Returns:
+        The selected tensors and a report (loaded keys; keys of the file left aside, e.g. the MLM head).
+
+    Raises:
+        ValueError: a wanted key is missing or has another shape (the message names key, shapes and path).
+    """
+    wanted = [name for name in target if name.startswith(TRANSFERRED)]
+    missing = [name for name in wanted if name not in state]
+    if missing:
+        raise ValueError(f"{origin} lacks {missing[0]} (and {len(missing) - 1} more keys of the backbone and heads)")
+    for name in wanted:
+        if tuple(state[name].shape) != tuple(target[name].shape):
+            raise ValueError(
+                f"shape mismatch for {name} in {origin}: file {tuple(state[name].shape)}, "
+                f"model {tuple(target[name].shape)}"
+            )
+    skipped = {name: "not used by retrieval" for name in state if name not in wanted}
+    return {name: state[name] for name in wanted}, LoadReport(source=origin, loaded=wanted, skipped=skipped)
+
+
+class RetrievalTask(L.LightningModule):
+    """Fine-tunes and evaluates text-video retrieval through the dual encoders only (no fusion re-ranking).
+
+    Training: symmetric InfoNCE over the batch (gathered across GPUs with a correct gradient), temperature 0.05.
+    Evaluation: every video and every caption is embedded once; text-to-video and video-to-text R@1/5/10, median
+    and mean rank from the full similarity matrix, ties counted against the query, each caption a query and a
+    video ranked by its best caption. Validation selects models; the test split is only reported.
+
+    Weights: ``init_from`` takes the backbone and projection heads of a pretraining (or retrieval) checkpoint,
+    strictly, with a report; ``clover-pl test --ckpt_path <pretrain.ckpt>`` does the same for zero-shot evaluation.
+
+    Args:
+        backbone: the shared encoders.
+        init_from: checkpoint whose ``backbone.*`` and ``heads.*`` initialise this task; None keeps the
+            backbone's own initialisation.
+        embed_dim: width of the contrastive space.
+        temperature: fixed softmax temperature of the fine-tuning loss.
+        lr: peak learning rate (1.2e-5 in the release, at its global batch).
+        weight_decay: AdamW decay, not applied to norms, biases and Swin position tables.
+        betas: AdamW betas.
+        eps: AdamW epsilon.
+        warmup_steps: linear warmup in optimiser steps.
+        min_lr_ratio: end of the cosine schedule, as a fraction of ``lr`` (0 in the release).
+        seed: base of the per-step seed of dropout and drop-path (a resumed run repeats an uninterrupted one).
+    """
+
+    def __init__(
+        self,
+        backbone: CloverBackbone,
+        init_from: str | None = None,
+        embed_dim: int = 768,
+        temperature: float = 0.05,
+        lr: float = 1.2e-5,
+        weight_decay: float = 0.01,
+        betas: tuple[float, float] = (0.9, 0.98),
+        eps: float = 1e-8,
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone"])
+        self.backbone = backbone
+        self.heads = DualEncoderHeads(backbone.video_dim, backbone.text_dim, embed_dim, temperature)
+        self.loss = VideoTextContrastiveLoss(temperature=temperature)
+        self._evaluation = EmbeddingCollector()
+        self.load_report: LoadReport | None = None
+        self.last_metrics: dict[str, dict[str, float]] = {}
+        if init_from is not None:
+            self.load_report = self.initialise_from(init_from)
+
+    def initialise_from(self, path: str) -> LoadReport:
+        """Copy the backbone and projection heads of a checkpoint into this task.
+
+        Args:
+            path: a Lightning checkpoint of a pretraining or retrieval run.
+
+        Returns:
+            What was loaded and what was left aside.
+        """
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"checkpoint not found: {path} (model.init_args.init_from)")
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - any reader failure means the same thing to the user
+            raise ValueError(f"{path} is not a readable checkpoint: {error}") from error
+        state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+        if not isinstance(state, dict):
+            raise ValueError(f"{path} has no state_dict: not a Lightning checkpoint")
+        selected, report = select_dual_encoder(state, self.state_dict(), path)
+        self.load_state_dict(selected, strict=False)
+        log.info("retrieval weights: %s", report.summary())
+        return report
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Accept a pretraining checkpoint in ``--ckpt_path`` (zero-shot test): keep its backbone and heads only."""
+        state = checkpoint["state_dict"]
+        if set(state) != set(self.state_dict()):
+            checkpoint["state_dict"], self.load_report = select_dual_encoder(state, self.state_dict(), "--ckpt_path")
+            rank_zero_info(f"retrieval weights: {self.load_report.summary()}")
+
+    # ---------------------------------------------------------------- training
+    def embed(
+        self, video: torch.Tensor | None, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Dual-encoder embeddings (not normalised): video (B, T, C, H, W) -> (B, E); texts (N, L) -> (N, E)."""
+        video_embedding = None if video is None else self.heads.project_video(self.backbone.encode_video(video))
+        text_embedding = None
+        if input_ids is not None:
+            text_embedding = self.heads.project_text(self.backbone.encode_text(input_ids, attention_mask))
+        return video_embedding, text_embedding
+
+    def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Seed dropout and drop-path from the step."""
+        torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        """Symmetric InfoNCE between the clips and their captions (a batch whose clips all failed is skipped)."""
+        if batch["video"].shape[0] == 0:
+            return None
+        video, text = self.embed(batch["video"], batch["input_ids"], batch["attention_mask"])
+        terms = self.loss(video, text)
+        self.log_dict(
+            {"train/loss": terms["loss"], "train/loss_video_to_text": terms["loss_video_to_text"]},
+            batch_size=batch["video"].shape[0],
+        )
+        return terms["loss"]
+
+    # -------------------------------------------------------------- evaluation
+    def _evaluation_step(self, batch: dict[str, Any]) -> None:
+        video, text = self.embed(batch["video"], batch["input_ids"], batch["attention_mask"])
+        self._evaluation.add(
+            video=video, video_index=batch["video_index"], text=text, text_video_index=batch["text_video_index"]
+        )
+
+    def _evaluation_end(self, stage: str) -> dict[str, float]:
+        if not self._evaluation:
+            return {}
+        parts = self._evaluation.gather()
+        metrics = retrieval_evaluation(parts["video"], parts["video_index"], parts["text"], parts["text_video_index"])
+        self.log_dict({f"{stage}/{name}": value.float() for name, value in metrics.items()})
+        values = {name: float(value) for name, value in metrics.items()}
+        self.last_metrics[stage] = values
+        rank_zero_info(format_retrieval_table(values, f"{stage} retrieval after {self.global_step} steps"))
+        return values
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Embed a batch of the validation split."""
+        self._evaluation_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        """Rank the whole validation split; logs ``val/t2v_r@1`` ... (``val/t2v_r_sum`` selects checkpoints)."""
+        self._evaluation_end("val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Embed a batch of the test split."""
+        self._evaluation_step(batch)
+
+    def on_test_epoch_end(self) -> None:
+        """Rank the whole test split and report it (never used for model selection)."""
+        self._evaluation_end("test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        """L2-normalised embeddings of a batch's videos and captions, with their video indices."""
+        video, text = self.embed(batch["video"], batch["input_ids"], batch["attention_mask"])
+        return {
+            "video": F.normalize(video, dim=-1).float().cpu(),
+            "video_index": batch["video_index"].cpu(),
+            "text": F.normalize(text, dim=-1).float().cpu(),
+            "text_video_index": batch["text_video_index"].cpu(),
+        }
+
+    # ------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> dict[str, object]:
+        """AdamW over decay groups with linear warmup then cosine, stepped every optimiser step."""
+        hp = self.hparams
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise ValueError("the schedule needs a finite run: set trainer.max_steps or trainer.max_epochs")
+        return adamw_warmup_cosine(
+            self, hp.lr, hp.weight_decay, tuple(hp.betas), hp.eps, hp.warmup_steps, int(total), hp.min_lr_ratio
+        )
+
+
+def format_retrieval_table(metrics: dict[str, float], title: str) -> str:
+    """A Markdown table of both directions' recall and ranks."""
+    lines = [
+        f"{title} ({int(metrics['gallery'])} videos; chance R@1 {metrics['chance_r@1']:.2f})",
+        "| direction | R@1 | R@5 | R@10 | median rank | mean rank |",
+        "|---|---|---|---|---|---|",
+    ]
+    for direction, name in (("t2v", "text-to-video"), ("v2t", "video-to-text")):
+        lines.append(
+            f"| {name} | {metrics[f'{direction}_r@1']:.1f} | {metrics[f'{direction}_r@5']:.1f} | "
+            f"{metrics[f'{direction}_r@10']:.1f} | {metrics[f'{direction}_median_rank']:.1f} | "
+            f"{metrics[f'{direction}_mean_rank']:.1f} |"
+        )
+    return "\n".join(lines)
