@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+import lightning as L
 import torch
 from torch import nn
 
@@ -89,3 +90,26 @@ def adamw_warmup_cosine(
         optimizer, lambda step: warmup_cosine(step, warmup_steps, total_steps, min_lr_ratio)
     )
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def configure_from_hparams(task: L.LightningModule) -> dict[str, object]:
+    """The ``configure_optimizers`` of a task, from its hyper-parameters.
+
+    The task's hyper-parameters name ``lr``, ``weight_decay``, ``betas``, ``eps``, ``warmup_steps`` and
+    ``min_lr_ratio``; the schedule ends at the trainer's last optimiser step.
+
+    Args:
+        task: the LightningModule, attached to a trainer.
+
+    Returns:
+        The optimiser and its per-step scheduler.
+    """
+    hp = task.hparams
+    total = task.trainer.estimated_stepping_batches
+    if not math.isfinite(total):
+        raise ValueError(
+            "the schedule needs a finite run: set trainer.max_steps (or trainer.max_epochs with sized data)"
+        )
+    return adamw_warmup_cosine(
+        task, hp.lr, hp.weight_decay, tuple(hp.betas), hp.eps, hp.warmup_steps, int(total), hp.min_lr_ratio
+    )

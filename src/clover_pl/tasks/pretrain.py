@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
@@ -16,7 +14,7 @@ from clover_pl.losses import (
 )
 from clover_pl.models import CloverBackbone, DualEncoderHeads, FusedHeads, MLMHead
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
-from clover_pl.tasks.optimization import adamw_warmup_cosine
+from clover_pl.tasks.optimization import configure_from_hparams
 from clover_pl.types import PretrainBatch, RetrievalBatch
 
 
@@ -246,10 +244,4 @@ class PretrainTask(L.LightningModule):
     # ------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> dict[str, object]:
         """AdamW over decay groups with linear warmup then cosine, stepped every optimiser step."""
-        hp = self.hparams
-        total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total):
-            raise ValueError("the schedule needs a finite run: set trainer.max_steps or give the data a length")
-        return adamw_warmup_cosine(
-            self, hp.lr, hp.weight_decay, tuple(hp.betas), hp.eps, hp.warmup_steps, int(total), hp.min_lr_ratio
-        )
+        return configure_from_hparams(self)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from typing import Any
 
@@ -16,7 +15,7 @@ from clover_pl.losses import VideoTextContrastiveLoss
 from clover_pl.models import CloverBackbone, DualEncoderHeads
 from clover_pl.models.swin_checkpoint import LoadReport
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
-from clover_pl.tasks.optimization import adamw_warmup_cosine
+from clover_pl.tasks.optimization import configure_from_hparams
 
 log = logging.getLogger(__name__)
 # The weights a retrieval model takes from a pretraining checkpoint: the encoders and the dual-encoder heads.
@@ -208,13 +207,7 @@ class RetrievalTask(L.LightningModule):
     # ------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> dict[str, object]:
         """AdamW over decay groups with linear warmup then cosine, stepped every optimiser step."""
-        hp = self.hparams
-        total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total):
-            raise ValueError("the schedule needs a finite run: set trainer.max_steps or trainer.max_epochs")
-        return adamw_warmup_cosine(
-            self, hp.lr, hp.weight_decay, tuple(hp.betas), hp.eps, hp.warmup_steps, int(total), hp.min_lr_ratio
-        )
+        return configure_from_hparams(self)
 
 
 def format_retrieval_table(metrics: dict[str, float], title: str) -> str:
