@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import webdataset as wds
+from torch.utils.data import get_worker_info
 
 from clover_pl.data.shards import expand_urls
 
@@ -46,9 +48,23 @@ class SampleSkipped(Exception):
         self.reason = reason
 
 
-def worker_seed(seed: int, epoch: int) -> int:
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) of this process: torch.distributed when initialised, else RANK / WORLD_SIZE, else (0, 1).
+
+    Read in the main process when a pipeline is built and handed to the DataLoader workers with it: inside a worker
+    started by ``spawn`` or ``forkserver`` the process group is not initialised, and every rank would see rank 0.
+    """
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    return 0, 1
+
+
+def worker_seed(seed: int, epoch: int, rank: int) -> int:
     """Seed for this (seed, epoch, rank, worker): different per worker and epoch, fixed across runs."""
-    rank, world_size, worker, num_workers = wds.utils.pytorch_worker_info()
+    info = get_worker_info()
+    worker = info.id if info is not None else 0
     return ((seed * 1_000_003 + epoch) * 1_009 + rank) * 1_013 + worker
 
 
@@ -175,6 +191,7 @@ class ShardPipeline(torch.utils.data.IterableDataset):
         self.shuffle_buffer = shuffle_buffer
         self.drop_last = drop_last
         self.resampled = resampled
+        self.rank, self.world_size = process_rank()
         self.epoch = 0
         self._resume: dict[str, int] | None = None
         self._state: dict[str, int] = {"epoch": 0, "position": 0, "reported": 0}
@@ -192,11 +209,12 @@ class ShardPipeline(torch.utils.data.IterableDataset):
             while True:
                 yield {"url": rng.choice(self.urls)}
         urls = shuffle_shards(self.urls, self.seed, self.epoch) if self.shuffle else self.urls
-        yield from wds.split_by_worker(wds.split_by_node(iter({"url": url} for url in urls)))
+        # Split by rank (recorded when the pipeline was built), then by DataLoader worker.
+        yield from wds.split_by_worker(iter({"url": url} for url in urls[self.rank :: self.world_size]))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """Yield this worker's batches of the current epoch."""
-        seed = worker_seed(self.seed, self.epoch)
+        seed = worker_seed(self.seed, self.epoch, self.rank)
         resume = self._resume if self._resume and self._resume.get("epoch") == self.epoch else None
         self._resume = None
         start = resume["position"] if resume else 0

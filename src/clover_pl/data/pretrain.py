@@ -263,7 +263,10 @@ class PretrainDataModule(L.LightningDataModule):
         """Batches of the current epoch the trainer has finished (None outside a trainer)."""
         if self.trainer is None:
             return None
-        return self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        # `processed` counts a batch as soon as its step ran: it equals `completed` when a checkpoint is written
+        # after validation or at an epoch end, and is already one ahead inside `on_train_batch_end` (step-interval
+        # checkpoints), where Lightning counts that batch as done on restart.
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def epoch_loaders(self, epoch: int | None = None) -> list[StatefulDataLoader]:
         """Resumable DataLoaders of the training sources for ``epoch`` (default: the trainer's current epoch)."""

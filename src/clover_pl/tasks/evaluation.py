@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
-from clover_pl.losses.gather import gather_uneven
 from clover_pl.metrics import retrieval_metrics_from_embeddings
 
 
@@ -24,10 +24,19 @@ class EmbeddingCollector:
             self.parts[name].append(tensor.float() if tensor.is_floating_point() else tensor)
 
     def gather(self) -> dict[str, torch.Tensor]:
-        """Every rank's rows of every tensor, in rank order; empties the collector."""
-        gathered = {name: gather_uneven(torch.cat(chunks)) for name, chunks in self.parts.items()}
+        """Every rank's rows of every tensor, in rank order; empties the collector.
+
+        Every rank must call it, also one that saw no batch (a rank can get no validation shard): the tensors go
+        through ``all_gather_object``, which needs no shapes agreed in advance. Evaluation only, once per epoch.
+        """
+        local = {name: torch.cat(chunks).cpu() for name, chunks in self.parts.items()}
         self.parts = defaultdict(list)
-        return gathered
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return local
+        everyone: list[dict[str, torch.Tensor]] = [{} for _ in range(dist.get_world_size())]
+        dist.all_gather_object(everyone, local)
+        names = sorted({name for part in everyone for name in part})
+        return {name: torch.cat([part[name] for part in everyone if name in part]) for name in names}
 
     def __bool__(self) -> bool:
         return bool(self.parts)

@@ -113,3 +113,13 @@ def configure_from_hparams(task: L.LightningModule) -> dict[str, object]:
     return adamw_warmup_cosine(
         task, hp.lr, hp.weight_decay, tuple(hp.betas), hp.eps, hp.warmup_steps, int(total), hp.min_lr_ratio
     )
+
+
+def step_seed(seed: int, step: int, micro_batch: int, rank: int) -> int:
+    """Seed of a training step's dropout and drop-path draws.
+
+    A function of the optimiser step (so a resumed run repeats an uninterrupted one), the micro-batch within the
+    step (so accumulated micro-batches differ; Lightning's batch index itself does not restart the same way after a
+    resume) and the rank (so GPUs draw independent masks).
+    """
+    return ((seed * 1_000_003 + step) * 10_007 + micro_batch) * 1_009 + rank

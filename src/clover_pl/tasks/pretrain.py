@@ -14,7 +14,7 @@ from clover_pl.losses import (
 )
 from clover_pl.models import CloverBackbone, DualEncoderHeads, FusedHeads, MLMHead
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
-from clover_pl.tasks.optimization import configure_from_hparams
+from clover_pl.tasks.optimization import configure_from_hparams, step_seed
 from clover_pl.types import PretrainBatch, RetrievalBatch
 
 
@@ -97,6 +97,9 @@ class PretrainTask(L.LightningModule):
         self.use_fused = use_tma and use_fused
         self.use_mlm = use_mlm
         self.use_tma = use_tma
+        if not (self.use_masked or self.use_fused) and backbone.video.mask_token is not None:
+            # No masked-video pass: an unused trainable parameter would stop DDP at its second step.
+            backbone.video.mask_token.requires_grad_(False)
         self.fused_heads = FusedHeads(backbone.text_dim, embed_dim) if self.use_fused else None
         self.mlm_head = None
         if use_mlm:
@@ -124,7 +127,14 @@ class PretrainTask(L.LightningModule):
     def on_train_batch_start(self, batch: PretrainBatch, batch_idx: int) -> None:
         """Seed model-side randomness from the step, so a resumed run repeats an uninterrupted one."""
         if self.hparams.step_seeded:
-            torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
+            torch.manual_seed(
+                step_seed(
+                    self.hparams.seed,
+                    self.global_step,
+                    batch_idx % self.trainer.accumulate_grad_batches,
+                    self.global_rank,
+                )
+            )
 
     def compute_losses(self, batch: PretrainBatch) -> dict[str, torch.Tensor]:
         """All terms of the objective for one batch, plus the weighted total under ``"loss"``.
@@ -232,9 +242,9 @@ class PretrainTask(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         """Zero-shot text-to-video retrieval over the whole held-out set; logs ``val/t2v_r@1`` and friends."""
-        if not self._validation:
+        parts = self._validation.gather()  # every rank takes part, also one that had no held-out shard
+        if not parts:
             return
-        parts = self._validation.gather()
         metrics = retrieval_evaluation(parts["video"], parts["id"], parts["text"], parts["id"])
         metrics = {k: v for k, v in metrics.items() if not k.startswith("v2t_") and k != "gallery"}
         self.log_dict({f"val/{k}": v.float() for k, v in metrics.items()})

@@ -15,7 +15,7 @@ from clover_pl.losses import VideoTextContrastiveLoss
 from clover_pl.models import CloverBackbone, DualEncoderHeads
 from clover_pl.models.swin_checkpoint import LoadReport
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
-from clover_pl.tasks.optimization import configure_from_hparams
+from clover_pl.tasks.optimization import configure_from_hparams, step_seed
 
 log = logging.getLogger(__name__)
 # The weights a retrieval model takes from a pretraining checkpoint: the encoders and the dual-encoder heads.
@@ -95,6 +95,9 @@ class RetrievalTask(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
         self.backbone = backbone
+        # Retrieval runs through the dual encoders only: the fusion encoder is kept (its weights stay in the
+        # checkpoint) but not trained, since an unused trainable parameter would stop DDP at its second step.
+        backbone.freeze(["fusion"])
         self.heads = DualEncoderHeads(backbone.video_dim, backbone.text_dim, embed_dim, temperature)
         self.loss = VideoTextContrastiveLoss(temperature=temperature)
         self._evaluation = EmbeddingCollector()
@@ -146,7 +149,11 @@ class RetrievalTask(L.LightningModule):
 
     def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Seed dropout and drop-path from the step."""
-        torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
+        torch.manual_seed(
+            step_seed(
+                self.hparams.seed, self.global_step, batch_idx % self.trainer.accumulate_grad_batches, self.global_rank
+            )
+        )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         """Symmetric InfoNCE between the clips and their captions (a batch whose clips all failed is skipped)."""
@@ -168,9 +175,9 @@ class RetrievalTask(L.LightningModule):
         )
 
     def _evaluation_end(self, stage: str) -> dict[str, float]:
-        if not self._evaluation:
+        parts = self._evaluation.gather()  # every rank takes part, also one that had no video
+        if not parts:
             return {}
-        parts = self._evaluation.gather()
         metrics = retrieval_evaluation(parts["video"], parts["video_index"], parts["text"], parts["text_video_index"])
         self.log_dict({f"{stage}/{name}": value.float() for name, value in metrics.items()})
         values = {name: float(value) for name, value in metrics.items()}
