@@ -35,9 +35,12 @@ test: $(STAMP) ## lint, then the default test suite (no slow, gpu or network tes
 	$(MAKE) lint
 	$(BIN)/pytest
 
+# A hung test must fail the run with its output, not run into CI's own limit: the whole suite gets TEST_LIMIT seconds.
+TEST_LIMIT ?= 3600
+
 test-all: $(STAMP) ## lint, then every test that runs without a GPU or network (what CI runs)
 	$(MAKE) lint
-	$(BIN)/pytest -m "not gpu and not network"
+	timeout -k 30 $(TEST_LIMIT) $(BIN)/pytest -m "not gpu and not network"
 
 test-gpu: $(STAMP) ## the GPU tests (needs CUDA)
 	$(BIN)/pytest -m gpu

@@ -2,8 +2,13 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Gloo binds to the address the hostname resolves to. On a machine whose hostname does not resolve (CI's), it falls
+# back to an address the peers cannot reach and the rendezvous hangs: every test process group binds to loopback.
+os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
 
 import shutil  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -42,6 +47,37 @@ def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     model.save_pretrained(path)
     shutil.copy(ASSETS / "vocab.txt", path / "vocab.txt")
     return str(path)
+
+
+DISTRIBUTED_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT", "WORKER")
+
+
+@pytest.fixture
+def run_ranks(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Run ``fn(rank, *args)`` in ``nprocs`` spawned daemon processes; kill them all if any fails or time runs out.
+
+    ``torch.multiprocessing.spawn`` waits forever for a hung rank and leaves non-daemon children that block the
+    interpreter's exit, so one broken rendezvous would hang the whole test run rather than fail one test.
+    """
+    import torch.multiprocessing as mp
+
+    for name in DISTRIBUTED_VARIABLES:  # only what the test sets may reach the rendezvous
+        monkeypatch.delenv(name, raising=False)
+
+    def run(fn: Callable[..., None], args: tuple = (), nprocs: int = 2, timeout: float = 90.0) -> None:
+        context = mp.start_processes(fn, args=args, nprocs=nprocs, join=False, daemon=True, start_method="spawn")
+        deadline = time.monotonic() + timeout
+        try:
+            while not context.join(timeout=max(0.1, deadline - time.monotonic())):
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"{nprocs} ranks did not finish within {timeout:.0f} s")
+        finally:
+            for process in context.processes:
+                if process.is_alive():
+                    process.kill()
+                    process.join(5)
+
+    return run
 
 
 @pytest.fixture

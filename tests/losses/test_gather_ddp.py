@@ -11,14 +11,12 @@ The release's gather (local slice only, no sum) would give dL/dx_r and (1/W) dL/
 """
 
 import datetime
-import os
 import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.testing import assert_close
@@ -50,10 +48,7 @@ def _losses(encoder: nn.Module, inputs: torch.Tensor) -> dict[str, torch.Tensor]
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    # Only what this test sets: distributed variables left in the environment by other tests or tools must not
-    # reach the rendezvous. A broken rendezvous fails after 60 s instead of hanging.
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT", "WORKER"):
-        os.environ.pop(name, None)
+    # A broken rendezvous fails after 60 s instead of hanging (and `run_ranks` kills the ranks at its own deadline).
     dist.init_process_group(
         "gloo",
         init_method=f"tcp://127.0.0.1:{port}",
@@ -89,8 +84,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.timeout(120)
-def test_two_ranks_match_one_process_with_the_whole_batch(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
+def test_two_ranks_match_one_process_with_the_whole_batch(tmp_path: Path, run_ranks) -> None:
+    run_ranks(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD_SIZE, timeout=90)
 
     inputs, encoder = _problem()
     full = inputs.clone().requires_grad_(True)
