@@ -17,6 +17,7 @@ RUNS = [
     CONF / "quickstart.yaml",
     *sorted((CONF / "pretrain").glob("*.yaml")),
     *sorted((CONF / "retrieval").glob("*.yaml")),
+    *sorted((CONF / "qa").glob("*.yaml")),
 ]
 ABLATIONS = sorted((CONF / "ablation").glob("*.yaml"))
 DATA_BLOCKS = sorted((CONF.parent / "data_modules").rglob("*.yaml"))
@@ -29,6 +30,14 @@ ENVIRONMENT = {
     "MSRVTT_ROOT": "/data/msrvtt",
     "DIDEMO_ROOT": "/data/didemo",
     "LSMDC_ROOT": "/data/lsmdc",
+    "MSRVTT_QA_ROOT": "/data/msrvtt_qa",
+    "MSVD_QA_ROOT": "/data/msvd_qa",
+    "TGIF_FRAMEQA_ROOT": "/data/tgif_frameqa",
+    "TGIF_ACTION_ROOT": "/data/tgif_action",
+    "TGIF_TRANSITION_ROOT": "/data/tgif_transition",
+    "MSRVTT_MC_ROOT": "/data/msrvtt_mc",
+    "LSMDC_MC_ROOT": "/data/lsmdc_mc",
+    "LSMDC_FIB_ROOT": "/data/lsmdc_fib",
 }
 
 

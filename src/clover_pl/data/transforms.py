@@ -195,6 +195,8 @@ class ClipTransform:
         flip: Probability of a horizontal flip (train only; the release used none).
         short_side: Short side to resize to before cropping. None: train crops the clip as decoded (the decoder
             usually resized it already), test resizes the short side to `size`.
+        whole_frame: Resize the whole frame to (size, size), aspect ratio not kept, instead of cropping (train
+            still flips). The release's MSVD-QA and LSMDC-MC pipelines, and MSRVTT-QA's test pipeline, do this.
     """
 
     def __init__(
@@ -204,12 +206,14 @@ class ClipTransform:
         scale: tuple[float, float] = (0.08, 1.0),
         flip: float = 0.0,
         short_side: int | None = None,
+        whole_frame: bool = False,
     ) -> None:
         self.size = size
         self.train = train
         self.scale = (float(scale[0]), float(scale[1]))
         self.flip = flip
         self.short_side = short_side
+        self.whole_frame = whole_frame
 
     def __call__(self, clip: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Transforms a clip.
@@ -221,6 +225,9 @@ class ClipTransform:
         Returns:
             (T, C, size, size) float32, normalised.
         """
+        if self.whole_frame:
+            clip = _resize(clip, _pair(self.size))
+            return normalize(horizontal_flip(clip, self.flip, generator) if self.train else clip)
         if self.train:
             if self.short_side is not None and min(clip.shape[-2:]) != self.short_side:
                 clip = resize_short_side(clip, self.short_side)
@@ -234,5 +241,5 @@ class ClipTransform:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(size={self.size}, train={self.train}, scale={self.scale}, flip={self.flip}, "
-            f"short_side={self.short_side})"
+            f"short_side={self.short_side}, whole_frame={self.whole_frame})"
         )

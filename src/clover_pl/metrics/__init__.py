@@ -1,5 +1,6 @@
 """Evaluation metrics."""
 
+from clover_pl.metrics.qa import correct_answers, qa_metrics
 from clover_pl.metrics.retrieval import (
     ranks_from_embeddings,
     ranks_of_targets,
@@ -10,6 +11,8 @@ from clover_pl.metrics.retrieval import (
 )
 
 __all__ = [
+    "correct_answers",
+    "qa_metrics",
     "ranks_from_embeddings",
     "ranks_of_targets",
     "retrieval_metrics",

@@ -11,7 +11,7 @@ from clover_pl.models.fusion import FusedOutput, FusionEncoder
 from clover_pl.models.text_bert import TextEncoder
 from clover_pl.models.video_swin import VideoSwinTransformer
 
-PARTS = ("video", "text", "fusion")
+PARTS = ("video", "text", "fusion", "mask_token")
 
 
 class CloverBackbone(nn.Module):
@@ -79,17 +79,31 @@ class CloverBackbone(nn.Module):
         """
         return self.text(input_ids, attention_mask)
 
-    def fuse(self, video_tokens: torch.Tensor, text_states: torch.Tensor, text_mask: torch.Tensor) -> FusedOutput:
-        """Fuse video tokens (B, T', H', W', C') with text states (B, L, D) under the text mask (B, L)."""
-        return self.fusion(video_tokens, text_states, text_mask)
+    def fuse(
+        self,
+        video_tokens: torch.Tensor,
+        text_states: torch.Tensor,
+        text_mask: torch.Tensor,
+        extra_cls: torch.Tensor | None = None,
+    ) -> FusedOutput:
+        """Fuse video tokens (B, T', H', W', C') with text states (B, L, D) under the text mask (B, L).
+
+        ``extra_cls`` (1, 1, D), when given, is a learned CLS appended after the visual tokens (fill-in-the-blank).
+        """
+        return self.fusion(video_tokens, text_states, text_mask, extra_cls)
 
     def freeze(self, parts: Iterable[str]) -> None:
         """Stop gradients to whole encoders.
 
         Args:
-            parts: any of ``"video"``, ``"text"``, ``"fusion"``.
+            parts: any of ``"video"``, ``"text"``, ``"fusion"``, and ``"mask_token"`` (the video encoder's mask
+                token, which only the masked-video pass of pretraining uses).
         """
         for part in parts:
             if part not in PARTS:
                 raise ValueError(f"unknown backbone part {part!r}; valid parts: {', '.join(PARTS)}")
+            if part == "mask_token":
+                if self.video.mask_token is not None:
+                    self.video.mask_token.requires_grad_(False)
+                continue
             getattr(self, part).requires_grad_(False)

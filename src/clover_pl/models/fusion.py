@@ -148,13 +148,21 @@ class FusionEncoder(nn.Module):
         tokens = tokens.reshape(batch, frames * height * width, -1) + self.modality.weight[0]
         return self.video_norm(tokens)
 
-    def forward(self, video_tokens: torch.Tensor, text_states: torch.Tensor, text_mask: torch.Tensor) -> FusedOutput:
+    def forward(
+        self,
+        video_tokens: torch.Tensor,
+        text_states: torch.Tensor,
+        text_mask: torch.Tensor,
+        extra_cls: torch.Tensor | None = None,
+    ) -> FusedOutput:
         """Fuse video tokens with text states.
 
         Args:
             video_tokens: (B, T', H', W', C) video encoder output.
             text_states: (B, L, D) text encoder output.
             text_mask: (B, L), 1 for real tokens and 0 for padding.
+            extra_cls: (1, 1, D) a learned CLS to append after the visual tokens, owned by the caller (the
+                fill-in-the-blank answerer); None uses the encoder's own when ``extra_cls`` was set at construction.
 
         Returns:
             The fused video tokens, text tokens and representation.
@@ -162,8 +170,9 @@ class FusionEncoder(nn.Module):
         video = self.embed_video(video_tokens)
         text = text_states + self.modality.weight[1]
         parts = [video]
-        if self.extra_cls is not None:
-            parts.append(self.extra_cls.expand(video.shape[0], -1, -1))
+        cls_token = extra_cls if extra_cls is not None else self.extra_cls
+        if cls_token is not None:
+            parts.append(cls_token.to(video.dtype).expand(video.shape[0], -1, -1))
         parts.append(text)
         sequence = torch.cat(parts, dim=1)
         prefix = sequence.shape[1] - text.shape[1]
@@ -173,5 +182,5 @@ class FusionEncoder(nn.Module):
         additive = additive.masked_fill(~keep, torch.finfo(sequence.dtype).min)[:, None, None, :]
         states = self.encoder(sequence, attention_mask=additive).last_hidden_state
         video_out, text_out = states[:, : video.shape[1]], states[:, prefix:]
-        cls = states[:, video.shape[1]] if self.extra_cls is not None else text_out[:, 0]
+        cls = states[:, video.shape[1]] if cls_token is not None else text_out[:, 0]
         return FusedOutput(video=video_out, text=text_out, cls=cls)

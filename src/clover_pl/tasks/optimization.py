@@ -13,8 +13,12 @@ from torch import nn
 NO_DECAY_NAMES = ("relative_position_bias_table", "absolute_pos_embed")
 
 
-def decay_groups(named_parameters: Iterable[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict[str, object]]:
-    """Split trainable parameters into a decayed group and a non-decayed one.
+def decay_groups(
+    named_parameters: Iterable[tuple[str, nn.Parameter]],
+    weight_decay: float,
+    lr_scales: dict[str, float] | None = None,
+) -> list[dict[str, object]]:
+    """Split trainable parameters into a decayed group and a non-decayed one (per learning-rate scale).
 
     Norm weights and biases (every parameter with at most one dimension) and Swin's relative-position tables are
     not decayed; everything else is, including the video mask token and the fusion position / modality
@@ -22,21 +26,32 @@ def decay_groups(named_parameters: Iterable[tuple[str, nn.Parameter]], weight_de
 
     Args:
         named_parameters: ``module.named_parameters()``.
-        weight_decay: decay of the first group.
+        weight_decay: decay of the decayed groups.
+        lr_scales: ``{name prefix: learning-rate multiplier}``; parameters under a prefix get their own groups with
+            an ``lr_scale`` entry (the VideoQA heads' 10x of the release). None: one scale for all.
 
     Returns:
-        Two AdamW parameter groups (empty ones are dropped).
+        AdamW parameter groups, two per scale (empty ones are dropped); scaled groups carry ``lr_scale``.
     """
-    decayed, plain = [], []
+    scales = dict(lr_scales or {})
+    buckets: dict[tuple[float, bool], list[nn.Parameter]] = {}
     for name, parameter in named_parameters:
         if not parameter.requires_grad:
             continue
-        if parameter.ndim <= 1 or any(part in name for part in NO_DECAY_NAMES):
-            plain.append(parameter)
-        else:
-            decayed.append(parameter)
-    groups = [{"params": decayed, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
-    return [group for group in groups if group["params"]]
+        scale = next((value for prefix, value in scales.items() if name.startswith(prefix)), 1.0)
+        decayed = not (parameter.ndim <= 1 or any(part in name for part in NO_DECAY_NAMES))
+        buckets.setdefault((scale, decayed), []).append(parameter)
+    groups: list[dict[str, object]] = []
+    for scale in sorted({scale for scale, _ in buckets}):
+        for decayed in (True, False):
+            params = buckets.get((scale, decayed), [])
+            if not params:
+                continue
+            group: dict[str, object] = {"params": params, "weight_decay": weight_decay if decayed else 0.0}
+            if scale != 1.0:
+                group["lr_scale"] = scale
+            groups.append(group)
+    return groups
 
 
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
@@ -67,6 +82,7 @@ def adamw_warmup_cosine(
     warmup_steps: int,
     total_steps: int,
     min_lr_ratio: float,
+    lr_scales: dict[str, float] | None = None,
 ) -> dict[str, object]:
     """The ``configure_optimizers`` return value: AdamW (fused when on CUDA) and a per-step LambdaLR.
 
@@ -79,11 +95,14 @@ def adamw_warmup_cosine(
         warmup_steps: linear warmup length in optimiser steps.
         total_steps: optimiser steps of the whole run.
         min_lr_ratio: start and end of the schedule as a fraction of ``lr``.
+        lr_scales: ``{parameter name prefix: multiplier of lr}`` (see :func:`decay_groups`).
 
     Returns:
         ``{"optimizer": ..., "lr_scheduler": {"scheduler": ..., "interval": "step"}}``.
     """
-    groups = decay_groups(module.named_parameters(), weight_decay)
+    groups = decay_groups(module.named_parameters(), weight_decay, lr_scales)
+    for group in groups:
+        group["lr"] = lr * float(group.pop("lr_scale", 1.0))  # the schedule multiplies each group's own peak
     on_cuda = any(p.is_cuda for group in groups for p in group["params"])  # type: ignore[attr-defined]
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=on_cuda or None)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -92,7 +111,7 @@ def adamw_warmup_cosine(
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-def configure_from_hparams(task: L.LightningModule) -> dict[str, object]:
+def configure_from_hparams(task: L.LightningModule, lr_scales: dict[str, float] | None = None) -> dict[str, object]:
     """The ``configure_optimizers`` of a task, from its hyper-parameters.
 
     The task's hyper-parameters name ``lr``, ``weight_decay``, ``betas``, ``eps``, ``warmup_steps`` and
@@ -100,6 +119,7 @@ def configure_from_hparams(task: L.LightningModule) -> dict[str, object]:
 
     Args:
         task: the LightningModule, attached to a trainer.
+        lr_scales: ``{parameter name prefix: multiplier of lr}`` (see :func:`decay_groups`).
 
     Returns:
         The optimiser and its per-step scheduler.
@@ -111,7 +131,7 @@ def configure_from_hparams(task: L.LightningModule) -> dict[str, object]:
             "the schedule needs a finite run: set trainer.max_steps (or trainer.max_epochs with sized data)"
         )
     return adamw_warmup_cosine(
-        task, hp.lr, hp.weight_decay, tuple(hp.betas), hp.eps, hp.warmup_steps, int(total), hp.min_lr_ratio
+        task, hp.lr, hp.weight_decay, tuple(hp.betas), hp.eps, hp.warmup_steps, int(total), hp.min_lr_ratio, lr_scales
     )
 
 

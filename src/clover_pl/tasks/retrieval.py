@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import lightning as L
@@ -16,6 +15,7 @@ from clover_pl.models import CloverBackbone, DualEncoderHeads
 from clover_pl.models.swin_checkpoint import LoadReport
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
 from clover_pl.tasks.optimization import configure_from_hparams, step_seed
+from clover_pl.tasks.transfer import read_lightning_state, select_transfer
 
 log = logging.getLogger(__name__)
 # The weights a retrieval model takes from a pretraining checkpoint: the encoders and the dual-encoder heads.
@@ -38,18 +38,7 @@ def select_dual_encoder(
     Raises:
         ValueError: a wanted key is missing or has another shape (the message names key, shapes and path).
     """
-    wanted = [name for name in target if name.startswith(TRANSFERRED)]
-    missing = [name for name in wanted if name not in state]
-    if missing:
-        raise ValueError(f"{origin} lacks {missing[0]} (and {len(missing) - 1} more keys of the backbone and heads)")
-    for name in wanted:
-        if tuple(state[name].shape) != tuple(target[name].shape):
-            raise ValueError(
-                f"shape mismatch for {name} in {origin}: file {tuple(state[name].shape)}, "
-                f"model {tuple(target[name].shape)}"
-            )
-    skipped = {name: "not used by retrieval" for name in state if name not in wanted}
-    return {name: state[name] for name in wanted}, LoadReport(source=origin, loaded=wanted, skipped=skipped)
+    return select_transfer(state, target, {prefix: prefix for prefix in TRANSFERRED}, origin)
 
 
 class RetrievalTask(L.LightningModule):
@@ -95,9 +84,9 @@ class RetrievalTask(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
         self.backbone = backbone
-        # Retrieval runs through the dual encoders only: the fusion encoder is kept (its weights stay in the
-        # checkpoint) but not trained, since an unused trainable parameter would stop DDP at its second step.
-        backbone.freeze(["fusion"])
+        # Retrieval runs through the dual encoders only: the fusion encoder (and the video mask token) is kept (its
+        # weights stay in the checkpoint) but not trained, since an unused trainable parameter would stop DDP.
+        backbone.freeze(["fusion", "mask_token"])
         self.heads = DualEncoderHeads(backbone.video_dim, backbone.text_dim, embed_dim, temperature)
         self.loss = VideoTextContrastiveLoss(temperature=temperature)
         self._evaluation = EmbeddingCollector()
@@ -115,16 +104,7 @@ class RetrievalTask(L.LightningModule):
         Returns:
             What was loaded and what was left aside.
         """
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"checkpoint not found: {path} (model.init_args.init_from)")
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # noqa: BLE001 - any reader failure means the same thing to the user
-            raise ValueError(f"{path} is not a readable checkpoint: {error}") from error
-        state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-        if not isinstance(state, dict):
-            raise ValueError(f"{path} has no state_dict: not a Lightning checkpoint")
-        selected, report = select_dual_encoder(state, self.state_dict(), path)
+        selected, report = select_dual_encoder(read_lightning_state(path), self.state_dict(), path)
         self.load_state_dict(selected, strict=False)
         log.info("retrieval weights: %s", report.summary())
         return report

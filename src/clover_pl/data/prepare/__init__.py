@@ -14,6 +14,13 @@ DATASETS = {
     "didemo": "didemo",
     "lsmdc": "lsmdc",
     "synthetic_retrieval": "synthetic_retrieval",
+    "msrvtt_qa": "msrvtt_qa",
+    "msvd_qa": "msvd_qa",
+    "tgif_qa": "tgif_qa",
+    "msrvtt_mc": "msrvtt_mc",
+    "lsmdc_mc": "lsmdc_mc",
+    "lsmdc_fib": "lsmdc_fib",
+    "synthetic_qa": "synthetic_qa",
 }
 
 

@@ -1,0 +1,324 @@
+"""VideoQATask: open-ended, multiple-choice and fill-in-the-blank VideoQA on the shared backbone (spec 5, 5.1)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
+
+from clover_pl.metrics.qa import IGNORE_LABEL, correct_answers, qa_metrics
+from clover_pl.models import CloverBackbone
+from clover_pl.models.swin_checkpoint import LoadReport
+from clover_pl.tasks.answerers import Answerer, SimilarityChoiceAnswerer
+from clover_pl.tasks.evaluation import EmbeddingCollector
+from clover_pl.tasks.optimization import configure_from_hparams, step_seed
+from clover_pl.tasks.transfer import read_lightning_state, select_transfer
+
+log = logging.getLogger(__name__)
+NEW_IN_QA = ("backbone.fusion.extra_cls",)
+"""Backbone keys a pretraining checkpoint lacks and a VideoQA task may add (fill-in-the-blank's learned CLS)."""
+
+
+class VideoQATask(L.LightningModule):
+    """Answers questions about videos with the shared backbone and a setting-specific answerer.
+
+    Training: cross-entropy of the answerer's scores (answer vocabulary, or K candidates) against the label.
+    Evaluation: accuracy over every question of the split (answers outside the vocabulary and unreadable videos
+    count as wrong, ties at the top count as wrong), per answer type when the dataset has types, the vocabulary's
+    coverage beside it, and one line per question in ``<predictions_dir>/<stage>.jsonl`` for error analysis.
+    With several test views per question, the video encoder's tokens are averaged over the views before the
+    answerer (spec 5).
+
+    Weights: ``init_from`` takes the backbone (and, for the similarity answerer, the dual-encoder heads) of a
+    pretraining, retrieval or VideoQA checkpoint, strictly, with a report; the QA heads start fresh.
+
+    Args:
+        backbone: the shared encoders.
+        answerer: the setting's answerer (:mod:`clover_pl.tasks.answerers`).
+        init_from: checkpoint to initialise from; None keeps the backbone's own initialisation.
+        lr: peak learning rate (1.2e-5 in the release, 5e-6 for TGIF-Action and -Transition).
+        head_lr_multiplier: learning-rate multiplier of the answerer's QA head (10 in the release).
+        weight_decay: AdamW decay (QA configs of the release exclude only norms and biases; here also the Swin
+            position tables, as everywhere in clover-pl).
+        betas: AdamW betas.
+        eps: AdamW epsilon.
+        warmup_steps: linear warmup in optimiser steps.
+        min_lr_ratio: end of the cosine schedule as a fraction of ``lr`` (0 in the release).
+        predictions_dir: where the per-question predictions go; None: ``<default_root_dir>/predictions``.
+        seed: base of the per-step seed of dropout and drop-path.
+    """
+
+    def __init__(
+        self,
+        backbone: CloverBackbone,
+        answerer: Answerer,
+        init_from: str | None = None,
+        lr: float = 1.2e-5,
+        head_lr_multiplier: float = 10.0,
+        weight_decay: float = 0.01,
+        betas: tuple[float, float] = (0.9, 0.98),
+        eps: float = 1e-8,
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 0.0,
+        predictions_dir: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone", "answerer"])
+        self.backbone = backbone
+        self.answerer = answerer
+        # Unused trainable parameters would stop DDP: the mask token only serves pretraining, and the similarity
+        # answerer never runs the fusion encoder.
+        backbone.freeze(["mask_token", "fusion"] if isinstance(answerer, SimilarityChoiceAnswerer) else ["mask_token"])
+        if not getattr(answerer, "num_answers", None) and answerer.setting != "multiple_choice":
+            self._bound = False  # the head's size comes from the data, in setup()
+        else:
+            answerer.bind(backbone, getattr(answerer, "num_answers", None))
+            self._bound = True
+        self._initialised = False
+        self._evaluation = EmbeddingCollector()
+        self.load_report: LoadReport | None = None
+        self.last_metrics: dict[str, dict[str, float]] = {}
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self, stage: str) -> None:
+        """Check the data's setting against the answerer, size the head from the vocabulary, load ``init_from``."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is not None and hasattr(datamodule, "setting"):
+            if datamodule.setting != self.answerer.setting:
+                raise ValueError(
+                    f"the data in {datamodule.hparams.root} is {datamodule.setting} but the answerer "
+                    f"{type(self.answerer).__name__} answers {self.answerer.setting} questions"
+                )
+            self.answerer.bind(self.backbone, datamodule.num_answers)
+            self._bound = True
+        if not self._bound:
+            raise ValueError("the answerer's num_answers is not set and no VideoQA datamodule gives a vocabulary")
+        if self.hparams.init_from is not None and not self._initialised:
+            self.load_report = self.initialise_from(self.hparams.init_from)
+        self._initialised = True
+
+    def _sources(self) -> dict[str, str]:
+        """Task prefix -> checkpoint prefix: the backbone, the dual-encoder heads (similarity), the answerer."""
+        sources = {"backbone.": "backbone."}
+        if isinstance(self.answerer, SimilarityChoiceAnswerer):
+            sources["answerer.heads."] = "heads."
+        sources["answerer."] = "answerer."
+        return sources
+
+    def _trained_here(self) -> tuple[str, ...]:
+        """The answerer's own keys (QA head, extra CLS): only a VideoQA checkpoint has them."""
+        return tuple(
+            name
+            for name in self.state_dict()
+            if name.startswith("answerer.") and not name.startswith("answerer.heads.")
+        )
+
+    def initialise_from(self, path: str) -> LoadReport:
+        """Copy the backbone (and dual-encoder heads for the similarity answerer) of a checkpoint into this task.
+
+        A VideoQA checkpoint of the same benchmark also gives its QA head; from any other, the head starts fresh.
+        """
+        state = read_lightning_state(path)
+        selected, report = select_transfer(
+            state, self.state_dict(), self._sources(), path, new_ok=NEW_IN_QA + self._trained_here()
+        )
+        self.load_state_dict(selected, strict=False)
+        rank_zero_info(f"VideoQA weights: {report.summary()}")
+        return report
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Size an unbound head from the checkpoint; accept a pretraining or retrieval checkpoint for MC zero-shot."""
+        state = checkpoint["state_dict"]
+        if not self._bound:
+            weight = state.get("answerer.head.layers.4.weight")
+            if weight is None:
+                raise ValueError("the checkpoint has no answerer head to size this task's answer vocabulary from")
+            self.answerer.bind(self.backbone, int(weight.shape[0]))
+            self._bound = True
+        own = self.state_dict()
+        if set(state) != set(own):
+            lacking = [name for name in self._trained_here() if name not in state]
+            if lacking:
+                raise ValueError(
+                    f"--ckpt_path has no trained VideoQA answerer ({lacking[0]} and {len(lacking) - 1} more): it is a "
+                    "pretraining or retrieval checkpoint. Fine-tune it first (model.init_args.init_from=<it>), or "
+                    "score multiple choice zero-shot with clover_pl.tasks.SimilarityChoiceAnswerer"
+                )
+            selected, self.load_report = select_transfer(state, own, self._sources(), "--ckpt_path", new_ok=NEW_IN_QA)
+            checkpoint["state_dict"] = {**own, **selected}
+            rank_zero_info(f"VideoQA weights: {self.load_report.summary()}")
+
+    # ---------------------------------------------------------------- forward
+    def scores(self, batch: dict[str, Any]) -> torch.Tensor:
+        """(R, A or K) answer scores of the batch's readable questions."""
+        readable = batch["readable"]
+        video = batch["video"]  # (R, V, T, C, H, W)
+        views = video.shape[1]
+        tokens = self.backbone.encode_video(video.flatten(0, 1))
+        tokens = tokens.reshape(video.shape[0], views, *tokens.shape[1:]).mean(dim=1)
+        inputs = {
+            name: batch[name][readable] for name in ("input_ids", "attention_mask", "mask_position") if name in batch
+        }
+        return self.answerer(self.backbone, tokens, inputs)
+
+    def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Seed dropout and drop-path from the step."""
+        torch.manual_seed(
+            step_seed(
+                self.hparams.seed, self.global_step, batch_idx % self.trainer.accumulate_grad_batches, self.global_rank
+            )
+        )
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        """Cross-entropy of the answer scores (a batch whose videos all failed is skipped)."""
+        if "video" not in batch:
+            return None
+        scores = self.scores(batch)
+        labels = batch["label"][batch["readable"]]
+        known = labels != IGNORE_LABEL
+        # Training questions are in the vocabulary (the datamodule leaves the others out); the guard keeps a batch
+        # of only unknown answers from producing NaN.
+        loss = F.cross_entropy(scores, labels, ignore_index=IGNORE_LABEL) if known.any() else scores.sum() * 0.0
+        accuracy = correct_answers(scores.detach(), labels).float().mean()
+        self.log_dict({"train/loss": loss, "train/accuracy": 100.0 * accuracy}, batch_size=int(labels.numel()))
+        return loss
+
+    # -------------------------------------------------------------- evaluation
+    def _evaluation_step(self, batch: dict[str, Any]) -> None:
+        if "label" not in batch:
+            return
+        size = batch["label"].shape[0]
+        correct = torch.zeros(size, dtype=torch.bool, device=batch["label"].device)
+        prediction = torch.full((size,), -1, dtype=torch.long, device=batch["label"].device)
+        if "video" in batch:
+            scores = self.scores(batch)
+            readable = batch["readable"]
+            correct[readable] = correct_answers(scores.float(), batch["label"][readable])
+            prediction[readable] = scores.argmax(dim=1)
+        self._evaluation.add(
+            question_index=batch["question_index"],
+            correct=correct,
+            prediction=prediction,
+            label=batch["label"],
+            answer_type=batch["answer_type"],
+            readable=batch["readable"],
+        )
+
+    def _evaluation_end(self, stage: str) -> dict[str, float]:
+        parts = self._evaluation.gather()  # every rank takes part
+        if not parts:
+            return {}
+        # The distributed sampler pads uneven splits with repeated questions: count each question once.
+        order = torch.argsort(parts["question_index"], stable=True)
+        ordered = parts["question_index"][order]
+        first = torch.ones_like(ordered, dtype=torch.bool)
+        first[1:] = ordered[1:] != ordered[:-1]
+        rows = {name: tensor[order][first] for name, tensor in parts.items()}
+        datamodule = getattr(self.trainer, "datamodule", None)
+        type_names = list(getattr(datamodule, "answer_types", []))
+        vocabulary = self.answerer.setting != "multiple_choice"
+        metrics = qa_metrics(
+            rows["correct"], rows["label"], rows["answer_type"], type_names, rows["readable"], vocabulary
+        )
+        self.log_dict({f"{stage}/{name}": float(value) for name, value in metrics.items()}, rank_zero_only=True)
+        self.last_metrics[stage] = metrics
+        rank_zero_info(format_qa_table(metrics, type_names, f"{stage} VideoQA after {self.global_step} steps"))
+        if self.trainer.is_global_zero and datamodule is not None and stage in getattr(datamodule, "records", {}):
+            self._write_predictions(stage, rows, datamodule)
+        return metrics
+
+    def _write_predictions(self, stage: str, rows: dict[str, torch.Tensor], datamodule: Any) -> None:
+        folder = self.hparams.predictions_dir or os.path.join(self.trainer.default_root_dir, "predictions")
+        os.makedirs(folder, exist_ok=True)
+        records = datamodule.records[stage]
+        answers = list(getattr(datamodule, "answers", []))
+        lines = []
+        for index, correct, prediction, readable in zip(
+            rows["question_index"].tolist(),
+            rows["correct"].tolist(),
+            rows["prediction"].tolist(),
+            rows["readable"].tolist(),
+            strict=True,
+        ):
+            record = records[index]
+            predicted: Any = prediction
+            if answers and prediction >= 0:
+                predicted = answers[prediction]
+            lines.append(
+                json.dumps(
+                    {
+                        "question_id": record["question_id"],
+                        "video_id": record["video_id"],
+                        "answer_type": record.get("answer_type"),
+                        "question": record["question"],
+                        "answer": record["answer"],
+                        "prediction": predicted if readable else None,
+                        "correct": bool(correct),
+                        "readable": bool(readable),
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        path = os.path.join(folder, f"{stage}.jsonl")
+        with open(path + ".tmp", "w", encoding="utf-8") as stream:
+            stream.write("\n".join(lines) + "\n")
+        os.replace(path + ".tmp", path)
+        rank_zero_info(f"VideoQA {stage} predictions: {path}")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Score a batch of validation questions."""
+        self._evaluation_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        """Accuracy over the validation split (``val/accuracy`` selects checkpoints)."""
+        self._evaluation_end("val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Score a batch of test questions."""
+        self._evaluation_step(batch)
+
+    def on_test_epoch_end(self) -> None:
+        """Accuracy over the test split (only reported)."""
+        self._evaluation_end("test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Scores and predicted answer index of a batch's readable questions, with their question indices."""
+        if "video" not in batch:
+            return {"question_index": batch["question_index"][:0].cpu()}
+        scores = self.scores(batch).float()
+        return {
+            "question_index": batch["question_index"][batch["readable"]].cpu(),
+            "scores": scores.cpu(),
+            "prediction": scores.argmax(dim=1).cpu(),
+        }
+
+    # ------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> dict[str, object]:
+        """AdamW with the QA head at ``head_lr_multiplier`` times the rate; warmup then cosine, per step."""
+        return configure_from_hparams(self, {"answerer.head.": self.hparams.head_lr_multiplier})
+
+
+def format_qa_table(metrics: dict[str, float], type_names: list[str], title: str) -> str:
+    """A Markdown table: accuracy overall and per answer type, coverage and unreadable questions."""
+    lines = [
+        f"{title} ({int(metrics['questions'])} questions)",
+        "| questions | accuracy | count |",
+        "|---|---|---|",
+        f"| all | {metrics['accuracy']:.2f} | {int(metrics['questions'])} |",
+    ]
+    for name in type_names:
+        if f"accuracy_{name}" in metrics:
+            lines.append(f"| {name} | {metrics[f'accuracy_{name}']:.2f} | {int(metrics[f'questions_{name}'])} |")
+    notes = []
+    if "coverage" in metrics:
+        notes.append(f"vocabulary coverage {metrics['coverage']:.2f}% (answers outside it count as wrong)")
+    if metrics["unreadable"]:
+        notes.append(f"{int(metrics['unreadable'])} unreadable videos (counted wrong)")
+    return "\n".join(lines + ([";  ".join(notes)] if notes else []))
