@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -104,3 +107,218 @@ class EmbeddingWriter(BasePredictionWriter):
         torch.save(content, path + ".tmp")
         os.replace(path + ".tmp", path)
         rank_zero_info(f"wrote {len(video_ids)} video and {len(text_video_index)} caption embeddings to {path}")
+
+
+class MetricsFile(L.Callback):
+    """Write a run's evaluation metrics to a JSON file, so that another process (``clover-pl sweep``) can read them.
+
+    The file is rewritten atomically (temporary file, fsync, rename) by rank zero after every validation and test
+    epoch and when fitting ends. It holds ``{"global_step": int, "stages": {"val" | "test": {name: float}},
+    "best_model_path": str | None, "last_model_path": str | None}``. A stage's metrics are the task's
+    ``last_metrics[stage]`` when it has one, else the scalars logged as ``<stage>/<name>`` in
+    ``trainer.callback_metrics``, with the prefix removed. Checkpoint paths are those of the Trainer's first
+    ``ModelCheckpoint`` (``best_model_path`` is None when it monitors nothing).
+
+    Args:
+        path: the JSON file to write.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.content: dict[str, Any] = {
+            "global_step": 0,
+            "stages": {},
+            "best_model_path": None,
+            "last_model_path": None,
+        }
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Record the validation metrics (not those of the sanity check)."""
+        if not trainer.sanity_checking:
+            self._record(trainer, pl_module, "val")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Record the test metrics."""
+        self._record(trainer, pl_module, "test")
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Record where the fit left its checkpoints."""
+        checkpoint = trainer.checkpoint_callback
+        if checkpoint is not None:
+            self.content["best_model_path"] = getattr(checkpoint, "best_model_path", "") or None
+            self.content["last_model_path"] = getattr(checkpoint, "last_model_path", "") or None
+        self._write(trainer)
+
+    def _record(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        metrics = getattr(pl_module, "last_metrics", {}).get(stage)
+        if not metrics:
+            prefix = f"{stage}/"
+            metrics = {
+                name[len(prefix) :]: value
+                for name, value in trainer.callback_metrics.items()
+                if name.startswith(prefix)
+            }
+        scalars = {}
+        for name, value in metrics.items():
+            if isinstance(value, torch.Tensor) and value.numel() == 1:
+                value = value.item()
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                scalars[name] = float(value)
+        self.content["stages"][stage] = scalars
+        self._write(trainer)
+
+    def _write(self, trainer: L.Trainer) -> None:
+        if not trainer.is_global_zero:
+            return
+        self.content["global_step"] = int(trainer.global_step)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(folder, exist_ok=True)
+        temporary = f"{self.path}.tmp"
+        with open(temporary, "w", encoding="utf-8") as stream:
+            json.dump(self.content, stream, indent=1, sort_keys=True)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, self.path)
+
+
+class SpeedMonitor(L.Callback):
+    """Log training throughput and model-FLOPs utilisation: ``perf/clips_per_s``, ``perf/tflops``, ``perf/mfu``.
+
+    Nothing is read back from the device: the FLOPs of a batch come from its shapes through
+    :func:`clover_pl.flops.task_step_flops` (PretrainTask only; other tasks log clips/s alone), and the time is the
+    host's clock between batch boundaries, averaged over a window of ``window`` batches. The host can run ahead of the
+    device only by a bounded queue of kernels, so over a window of many steps the host's rate is the device's; the
+    first window after the start or a validation also holds the data loader's start-up. Values go straight to the
+    loggers as Python floats from global rank zero (``self.log`` would copy each one to the device, which waits for
+    the queue on CUDA).
+
+    ``perf/clips_per_s`` counts all ranks (this rank's clips times the world size: every rank runs batches of the
+    same size); ``perf/tflops`` is the model TFLOP/s achieved by one device; ``perf/mfu`` is that over
+    ``peak_tflops``.
+
+    Args:
+        peak_tflops: dense peak TFLOP/s of one device at the training precision (about 790 for an H200 in bf16, see
+            docs/scale.md); None logs no MFU.
+        window: batches per measurement; None uses the trainer's ``log_every_n_steps``.
+    """
+
+    def __init__(self, peak_tflops: float | None = None, window: int | None = None) -> None:
+        if peak_tflops is not None and peak_tflops <= 0:
+            raise ValueError(f"peak_tflops must be positive, got {peak_tflops}")
+        if window is not None and window < 1:
+            raise ValueError(f"window must be at least 1, got {window}")
+        self.peak_tflops = peak_tflops
+        self.window = window
+        self._flops_cache: dict[tuple[int, ...], int] = {}
+        self._counts_flops = False
+        self.last_metrics: dict[str, float] = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self._start = time.perf_counter()
+        self._batches = 0
+        self._clips = 0
+        self._flops = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Start the first window."""
+        from clover_pl.tasks import PretrainTask
+
+        self._counts_flops = isinstance(pl_module, PretrainTask)
+        self._reset()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Leave validation out of the training throughput: start a new window."""
+        self._reset()
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        """Count the batch's clips and FLOPs from its shapes."""
+        from clover_pl.flops import task_step_flops
+
+        video = batch["video"]
+        self._clips += int(video.shape[0])
+        if self._counts_flops:
+            key = (*video.shape, *batch["input_ids"].shape)
+            if key not in self._flops_cache:
+                self._flops_cache[key] = task_step_flops(pl_module, batch).total
+            self._flops += self._flops_cache[key]
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        """Log the window's averages once it is full."""
+        self._batches += 1
+        if self._batches < (self.window or trainer.log_every_n_steps):
+            return
+        seconds = time.perf_counter() - self._start
+        metrics = {"perf/clips_per_s": self._clips * trainer.world_size / seconds}
+        if self._counts_flops:
+            tflops = self._flops / seconds / 1e12
+            metrics["perf/tflops"] = tflops
+            if self.peak_tflops is not None:
+                metrics["perf/mfu"] = tflops / self.peak_tflops
+        self.last_metrics = metrics
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
+        self._reset()
+
+
+def compile_encoders(backbone: torch.nn.Module, parts: Sequence[str], mode: str | None, dynamic: bool | None) -> None:
+    """``torch.compile`` encoders of a backbone in place (``nn.Module.compile``: parameter names do not change)."""
+    for part in parts:
+        encoder = getattr(backbone, part)
+        if getattr(encoder, "_compiled_call_impl", None) is None:
+            encoder.compile(mode=mode, dynamic=dynamic)
+
+
+class CompileEncoders(L.Callback):
+    """Compile the backbone's encoders with ``torch.compile`` before the run.
+
+    The encoders are compiled in place, so checkpoints keep their parameter names and load without compiling. Each
+    new input shape (video clips, one-frame images, evaluation clips) compiles its own graph once.
+
+    Args:
+        parts: encoders of ``model.backbone`` to compile: any of ``video``, ``text``, ``fusion``.
+        mode: ``torch.compile`` mode (None: the default; ``max-autotune-no-cudagraphs`` tunes matmuls longer).
+        dynamic: compile for dynamic shapes; False (default) compiles one static graph per shape.
+    """
+
+    def __init__(
+        self, parts: Sequence[str] = ("video", "text", "fusion"), mode: str | None = None, dynamic: bool | None = False
+    ) -> None:
+        unknown = [part for part in parts if part not in ("video", "text", "fusion")]
+        if unknown:
+            raise ValueError(f"unknown encoders {unknown}; valid: video, text, fusion")
+        self.parts = tuple(parts)
+        self.mode = mode
+        self.dynamic = dynamic
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Compile before the strategy wraps the model (DDP then reduces the compiled encoders' gradients)."""
+        compile_encoders(pl_module.backbone, self.parts, self.mode, self.dynamic)
+
+
+class SwinActivationCheckpointing(L.Callback):
+    """Recompute the blocks of chosen Video Swin stages in the backward pass instead of storing their activations.
+
+    Trades compute (one more forward of those blocks) for memory, so that a larger batch fits. The same switch as
+    the video encoder's ``use_checkpoint``, but per stage: at the base size, stage 3 (18 of the 24 blocks) holds
+    most of the activations.
+
+    Args:
+        stages: 0-based stage indices to checkpoint; None for every stage.
+    """
+
+    def __init__(self, stages: Sequence[int] | None = None) -> None:
+        self.stages = None if stages is None else tuple(stages)
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Set each stage's checkpointing switch."""
+        layers = pl_module.backbone.video.layers
+        if self.stages is not None and any(not 0 <= index < len(layers) for index in self.stages):
+            raise ValueError(f"stages {list(self.stages)} out of range for a {len(layers)}-stage video encoder")
+        for index, layer in enumerate(layers):
+            layer.use_checkpoint = self.stages is None or index in self.stages

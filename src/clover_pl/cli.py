@@ -21,7 +21,7 @@ from lightning.pytorch.cli import LightningCLI  # noqa: E402
 DESCRIPTION = (
     "Clover video-language pretraining on PyTorch Lightning. Besides the Trainer subcommands below, "
     "`clover-pl prepare <dataset> --help` converts a dataset into shards or manifests (`clover-pl prepare` lists "
-    "the datasets)."
+    "the datasets), and `clover-pl sweep --help` evaluates checkpoints on benchmarks into a results table."
 )
 
 
@@ -49,6 +49,10 @@ def main(args: list[str] | None = None) -> None:
         from clover_pl.data.prepare import main as prepare
 
         raise SystemExit(prepare(argv[1:]))
+    if argv[:1] == ["sweep"]:
+        from clover_pl.sweeps.cli import main as sweep
+
+        raise SystemExit(sweep(argv[1:]))
     run_cli(args)
 
 
