@@ -105,3 +105,24 @@ def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         heldout_samples_per_shard=4,
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The README's main job, as it ships: render the synthetic data, run conf/quickstart.yaml. Slow (~3 min).
+
+    Session-wide, so the pretraining, VideoQA and sweep tests that start from its checkpoint share one run.
+    Returns (the synthetic data folder, the run folder with ``checkpoints/last.ckpt``).
+    """
+    from clover_pl.cli import main
+
+    root = tmp_path_factory.mktemp("quickstart")
+    data, out = root / "synthetic", root / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["prepare", "synthetic", "--out", str(data)])
+    assert exit_info.value.code == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLOVER_DATA", str(data))
+        patch.setenv("CLOVER_OUT", str(out))
+        main(["fit", "--config=conf/quickstart.yaml", "--trainer.enable_progress_bar=false"])
+    return data, out

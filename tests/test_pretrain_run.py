@@ -73,21 +73,6 @@ def test_resume_repeats_the_uninterrupted_run(
         assert resumed[step] == pytest.approx(uninterrupted[step], rel=1e-6, abs=1e-6), step
 
 
-@pytest.fixture(scope="module")
-def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The README's main job, as it ships: render the synthetic data, run conf/quickstart.yaml. Slow (~3 min)."""
-    root = tmp_path_factory.mktemp("quickstart")
-    data, out = root / "synthetic", root / "run"
-    with pytest.raises(SystemExit) as exit_info:
-        main(["prepare", "synthetic", "--out", str(data)])
-    assert exit_info.value.code == 0
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CLOVER_DATA", str(data))
-        patch.setenv("CLOVER_OUT", str(out))
-        main([*QUICKSTART, "--trainer.enable_progress_bar=false"])
-    return data, out
-
-
 def scalars(folder: Path) -> dict[str, list]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

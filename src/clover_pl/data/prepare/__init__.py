@@ -43,4 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clover-pl prepare: unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}", file=sys.stderr)
         return 2
     module = importlib.import_module(f"clover_pl.data.prepare.{DATASETS[name]}")
-    return int(module.main(rest))
+    try:
+        return int(module.main(rest))
+    except (FileNotFoundError, NotADirectoryError) as error:
+        # A missing input is the user's to fix, not a bug: say which path, without a traceback.
+        print(f"clover-pl prepare {name}: {error}", file=sys.stderr)
+        return 2
