@@ -227,9 +227,11 @@ class VideoQATask(L.LightningModule):
         metrics = qa_metrics(
             rows["correct"], rows["label"], rows["answer_type"], type_names, rows["readable"], vocabulary
         )
-        self.log_dict({f"{stage}/{name}": float(value) for name, value in metrics.items()}, rank_zero_only=True)
+        # Every rank holds the same gathered metrics, so every rank logs them (a monitor needs them on all ranks).
+        self.log_dict({f"{stage}/{name}": float(value) for name, value in metrics.items()})
         self.last_metrics[stage] = metrics
-        rank_zero_info(format_qa_table(metrics, type_names, f"{stage} VideoQA after {self.global_step} steps"))
+        when = f" after {self.global_step} steps" if stage != "test" else ""  # test does not restore the step
+        rank_zero_info(format_qa_table(metrics, type_names, f"{stage} VideoQA{when}"))
         if self.trainer.is_global_zero and datamodule is not None and stage in getattr(datamodule, "records", {}):
             self._write_predictions(stage, rows, datamodule)
         return metrics
