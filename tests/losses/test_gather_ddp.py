@@ -11,7 +11,6 @@ The release's gather (local slice only, no sum) would give dL/dx_r and (1/W) dL/
 """
 
 import datetime
-import socket
 from pathlib import Path
 
 import pytest
@@ -47,11 +46,13 @@ def _losses(encoder: nn.Module, inputs: torch.Tensor) -> dict[str, torch.Tensor]
     return {"tri": tri["loss"], "rank": tri["rank"], "pair": pair["loss"]}
 
 
-def _worker(rank: int, port: int, out_dir: str) -> None:
+def _worker(rank: int, out_dir: str) -> None:
     # A broken rendezvous fails after 240 s instead of hanging (and `run_ranks` kills the ranks at its own deadline).
     dist.init_process_group(
         "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
+        # A file rendezvous needs no port: a free port picked in advance can be taken by another process's store
+        # before rank 0 binds it, and the ranks would then wait on a stranger's store forever.
+        init_method=f"file://{out_dir}/rendezvous",
         rank=rank,
         world_size=WORLD_SIZE,
         timeout=datetime.timedelta(seconds=240),
@@ -77,15 +78,9 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.timeout(400)
 def test_two_ranks_match_one_process_with_the_whole_batch(tmp_path: Path, run_ranks) -> None:
-    run_ranks(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD_SIZE, timeout=330)
+    run_ranks(_worker, args=(str(tmp_path),), nprocs=WORLD_SIZE, timeout=330)
 
     inputs, encoder = _problem()
     full = inputs.clone().requires_grad_(True)
