@@ -53,9 +53,32 @@ $(DATA)/manifest.json: | $(STAMP)
 quickstart: $(STAMP) $(DATA)/manifest.json ## the main job: render the synthetic data, pretrain tiny Clover on CPU (~4 min)
 	CLOVER_DATA=$(DATA) $(BIN)/clover-pl fit --config conf/quickstart.yaml
 
-bench: $(STAMP) ## backbone fwd+bwd (fp32 vs bf16) and pretraining step (bare loop vs Lightning); see bench/RESULTS.md
+QUICKSTART_RUN ?= outputs/quickstart
+
+$(DATA)/retrieval/manifest.json: $(DATA)/manifest.json
+	$(BIN)/clover-pl prepare synthetic_retrieval --synthetic $(DATA)
+
+$(DATA)/videoqa/open_ended/manifest.json: $(DATA)/manifest.json
+	$(BIN)/clover-pl prepare synthetic_qa --synthetic $(DATA)
+
+SYNTHETIC_BENCHMARKS := $(DATA)/retrieval/manifest.json $(DATA)/videoqa/open_ended/manifest.json
+
+sweep-synthetic: $(STAMP) $(SYNTHETIC_BENCHMARKS) ## evaluate every quickstart checkpoint on the synthetic benchmarks (after `make quickstart`)
+	@test -d $(QUICKSTART_RUN)/checkpoints || { echo "no $(QUICKSTART_RUN)/checkpoints: run make quickstart first"; exit 1; }
+	CLOVER_DATA=$(DATA) CLOVER_RUN=$(QUICKSTART_RUN) $(BIN)/clover-pl sweep --config conf/sweeps/synthetic.yaml
+
+sweep-ablations: $(STAMP) $(SYNTHETIC_BENCHMARKS) ## pretrain Clover and its ablations (3 seeds) on the synthetic data, then evaluate (hours)
+	CLOVER_DATA=$(DATA) $(BIN)/clover-pl sweep --config conf/sweeps/ablations_synthetic.yaml
+
+bench: $(STAMP) ## backbone fwd+bwd, pretraining step (bare loop vs Lightning), speed levers + MFU; see bench/RESULTS.md
 	$(BIN)/python bench/backbone.py
 	$(BIN)/python bench/pretrain_step.py
+	$(BIN)/python bench/levers.py
+
+bench-gpu: $(STAMP) ## the GPU figures (needs CUDA): levers + MFU at base size, largest batch per GPU; see bench/RESULTS.md
+	$(BIN)/python bench/levers.py --device cuda --preset base --frames 8 --size 224
+	$(BIN)/python bench/max_batch.py
+	$(BIN)/python bench/backbone.py --device cuda
 
 print-config: $(STAMP) ## print the resolved config: make print-config CONFIG=conf/...
 	$(BIN)/clover-pl fit --config $(CONFIG) --print_config
@@ -64,4 +87,4 @@ clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache lightning_logs outputs
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help install lint format test test-all test-gpu quickstart bench print-config clean
+.PHONY: help install lint format test test-all test-gpu quickstart sweep-synthetic sweep-ablations bench bench-gpu print-config clean

@@ -20,6 +20,7 @@ RUNS = [
     *sorted((CONF / "qa").glob("*.yaml")),
 ]
 ABLATIONS = sorted((CONF / "ablation").glob("*.yaml"))
+SWEEPS = sorted((CONF / "sweeps").glob("*.yaml"))  # not Lightning configs: tests/sweeps/test_sweep_config.py
 DATA_BLOCKS = sorted((CONF.parent / "data_modules").rglob("*.yaml"))
 ENVIRONMENT = {
     "CLOVER_BERT_DIR": "/models/bert",
@@ -49,7 +50,7 @@ def backbone_parser() -> ArgumentParser:
 
 def test_every_yaml_is_covered() -> None:
     shipped = set(CONF.rglob("*.yaml"))
-    covered = set(BACKBONES) | set(TRAINER_OVERLAYS) | set(RUNS) | set(ABLATIONS)
+    covered = set(BACKBONES) | set(TRAINER_OVERLAYS) | set(RUNS) | set(ABLATIONS) | set(SWEEPS)
     assert shipped == covered, "a new conf/ file needs a parse test"
 
 

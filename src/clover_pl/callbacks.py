@@ -112,12 +112,14 @@ class EmbeddingWriter(BasePredictionWriter):
 class MetricsFile(L.Callback):
     """Write a run's evaluation metrics to a JSON file, so that another process (``clover-pl sweep``) can read them.
 
-    The file is rewritten atomically (temporary file, fsync, rename) by rank zero after every validation and test
-    epoch and when fitting ends. It holds ``{"global_step": int, "stages": {"val" | "test": {name: float}},
-    "best_model_path": str | None, "last_model_path": str | None}``. A stage's metrics are the task's
-    ``last_metrics[stage]`` when it has one, else the scalars logged as ``<stage>/<name>`` in
-    ``trainer.callback_metrics``, with the prefix removed. Checkpoint paths are those of the Trainer's first
-    ``ModelCheckpoint`` (``best_model_path`` is None when it monitors nothing).
+    The file is rewritten atomically (temporary file, fsync, rename) after every validation and test epoch and when
+    fitting ends; rank zero writes ``path`` and rank ``r`` > 0 writes ``path.rank<r>`` (:meth:`path_for_rank`), so
+    that each process of a multi-process launch (``srun``, ``torchrun``) can read its own. It holds
+    ``{"global_step": int, "stages": {"val" | "test": {name: float}}, "best_model_path": str | None,
+    "last_model_path": str | None}``. A stage's metrics are the task's ``last_metrics[stage]`` when it has one,
+    else the scalars logged as ``<stage>/<name>`` in ``trainer.callback_metrics``, with the prefix removed.
+    Checkpoint paths are those of the Trainer's first ``ModelCheckpoint`` (``best_model_path`` is None when it
+    monitors nothing).
 
     Args:
         path: the JSON file to write.
@@ -131,6 +133,11 @@ class MetricsFile(L.Callback):
             "best_model_path": None,
             "last_model_path": None,
         }
+
+    @staticmethod
+    def path_for_rank(path: str, rank: int) -> str:
+        """The file written by global rank ``rank``: ``path`` for rank zero, ``path.rank<rank>`` otherwise."""
+        return path if rank == 0 else f"{path}.rank{rank}"
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Record the validation metrics (not those of the sanity check)."""
@@ -168,17 +175,15 @@ class MetricsFile(L.Callback):
         self._write(trainer)
 
     def _write(self, trainer: L.Trainer) -> None:
-        if not trainer.is_global_zero:
-            return
         self.content["global_step"] = int(trainer.global_step)
-        folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
-        temporary = f"{self.path}.tmp"
+        path = self.path_for_rank(self.path, trainer.global_rank)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        temporary = f"{path}.tmp"
         with open(temporary, "w", encoding="utf-8") as stream:
             json.dump(self.content, stream, indent=1, sort_keys=True)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temporary, self.path)
+        os.replace(temporary, path)
 
 
 class SpeedMonitor(L.Callback):
@@ -237,7 +242,9 @@ class SpeedMonitor(L.Callback):
         """Count the batch's clips and FLOPs from its shapes."""
         from clover_pl.flops import task_step_flops
 
-        video = batch["video"]
+        video = batch.get("video") if isinstance(batch, dict) else None
+        if video is None:  # not a clip batch: nothing to count
+            return
         self._clips += int(video.shape[0])
         if self._counts_flops:
             key = (*video.shape, *batch["input_ids"].shape)
