@@ -79,3 +79,17 @@ def test_tokenizer_from_directory_knows_the_vocabulary(bert_dir: str) -> None:
 def test_tokenizer_missing_path(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="tokenizer not found"):
         load_tokenizer(str(tmp_path / "absent"))
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_prepared_mask_equals_transformers_own_masking(attention: str) -> None:
+    from clover_pl.models import clover_tiny
+
+    encoder = clover_tiny().text.eval()
+    encoder.bert.config._attn_implementation = attention
+    ids = torch.randint(5, 100, (3, 8))
+    mask = torch.ones(3, 8, dtype=torch.long)
+    mask[0, -3:] = 0
+    with torch.no_grad():
+        reference = encoder.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        torch.testing.assert_close(encoder(ids, mask), reference)

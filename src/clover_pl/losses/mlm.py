@@ -47,22 +47,21 @@ class MaskedLanguageModelingLoss(nn.Module):
             raise ValueError(
                 f"logits (B, L, V) and labels (B, L) disagree: {tuple(logits.shape)}, {tuple(labels.shape)}"
             )
+        # Every position is scored and the unmasked ones weigh zero: selecting the masked positions by boolean
+        # indexing would read their count back to the host in every step.
         masked = labels != self.ignore_index
-        selected = logits[masked]  # (M, V)
-        targets = labels[masked]  # (M,)
         count = masked.sum().float()
-        if selected.shape[0] == 0:
-            # The sum of an empty selection is an exact 0 with a path back to the logits; a mean would be NaN.
-            zero = selected.float().sum()
-            return {"loss": zero, "masked_tokens": count, "accuracy": zero.detach().clone()}
+        denominator = count.clamp_min(1.0)  # no masked position: the sum is an exact 0 still attached to the graph
         with torch.autocast(device_type=logits.device.type, enabled=False):
-            cross_entropy = F.cross_entropy(selected.float(), targets, reduction="none")
+            cross_entropy = F.cross_entropy(
+                logits.float().flatten(0, 1), labels.flatten(), ignore_index=self.ignore_index, reduction="none"
+            ).view_as(labels)  # 0 where not masked
             if self.gamma == 0:
-                loss = cross_entropy.mean()
+                loss = cross_entropy.sum() / denominator
             else:
                 # Rounding can push CE a hair below 0, i.e. p above 1; a negative base would make pow NaN.
                 weight = (1.0 - torch.exp(-cross_entropy)).clamp_min(0.0).pow(self.gamma)
-                loss = (weight * cross_entropy).mean()
+                loss = (weight * cross_entropy).sum() / denominator
         with torch.no_grad():
-            accuracy = (selected.argmax(dim=-1) == targets).float().mean()
+            accuracy = ((logits.argmax(dim=-1) == labels) & masked).sum() / denominator
         return {"loss": loss, "masked_tokens": count, "accuracy": accuracy}

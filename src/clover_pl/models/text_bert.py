@@ -128,4 +128,11 @@ class TextEncoder(nn.Module):
         Returns:
             (B, L, D) last hidden states; position 0 is [CLS].
         """
-        return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        # A (B, 1, 1, L) mask built here: given the (B, L) 0/1 mask, transformers checks whether it is all ones (to
+        # drop it) with a host sync in every text pass. SDPA takes it as booleans (True = attend); the eager
+        # attention adds it to the scores, so it gets the additive form.
+        keep = attention_mask[:, None, None, :].bool()
+        mask = keep
+        if self.bert.config._attn_implementation == "eager":
+            mask = torch.zeros(keep.shape, device=keep.device).masked_fill(~keep, torch.finfo(torch.float32).min)
+        return self.bert(input_ids=input_ids, attention_mask=mask).last_hidden_state
