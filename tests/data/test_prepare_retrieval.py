@@ -289,6 +289,18 @@ def test_synthetic_retrieval(synthetic_data: Path, tmp_path: Path) -> None:
         prepare_synthetic_retrieval(str(source), str(tmp_path / "x"), train_videos=2, val_videos=heldout_count)
 
 
+def test_synthetic_retrieval_with_relative_folders(
+    synthetic_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `clover-pl prepare synthetic_retrieval --synthetic data/synthetic`: paths relative to the working directory.
+    shutil.copytree(synthetic_data, tmp_path / "synthetic")
+    monkeypatch.chdir(tmp_path)
+    assert prepare(["synthetic_retrieval", "--synthetic", "synthetic", "--train-videos", "2", "--val-videos", "1"]) == 0
+    for split in ("train", "val", "test"):
+        for record in read_retrieval_split("synthetic/retrieval", split):
+            assert Path(record["video"]).is_file(), record["video"]
+
+
 def test_read_retrieval_split_rejects_malformed_lines(tmp_path: Path) -> None:
     good = {"video_id": "a", "video": "clips/a.mp4", "captions": ["x"], "start": 1, "end": 2.5}
     write_retrieval_manifest(str(tmp_path), "toy", {"test": [good]}, "test is the test set.", {}, {})

@@ -51,7 +51,7 @@ def prepare_synthetic_retrieval(
         raise ValueError(
             f"val_videos={val_videos} must be in [0, {available['heldout']}) so that test keeps a held-out clip"
         )
-    video_folder = os.path.join(out, "videos")
+    video_folder = os.path.abspath(os.path.join(out, "videos"))  # stored relative to out (a relative out is not)
     os.makedirs(video_folder, exist_ok=True)
     dropped: Counter[str] = Counter()
     written: set[str] = set()
