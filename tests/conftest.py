@@ -81,6 +81,19 @@ def run_ranks(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 
 
 @pytest.fixture
+def pretrain_checkpoint(tmp_path: Path):
+    """A tiny PretrainTask (embed_dim 16) saved as a Lightning-style checkpoint: (path, task)."""
+    from clover_pl.models import clover_tiny
+    from clover_pl.tasks import PretrainTask
+
+    torch.manual_seed(3)
+    pretrain = PretrainTask(clover_tiny(), embed_dim=16)
+    path = tmp_path / "pretrain.ckpt"
+    torch.save({"state_dict": pretrain.state_dict(), "global_step": 7}, path)
+    return path, pretrain
+
+
+@pytest.fixture
 def tiny_backbone():
     from clover_pl.models import clover_tiny
 

@@ -9,15 +9,6 @@ from clover_pl.tasks import PretrainTask, RetrievalTask
 from clover_pl.tasks.evaluation import retrieval_evaluation
 
 
-@pytest.fixture
-def pretrain_checkpoint(tmp_path: Path) -> tuple[Path, PretrainTask]:
-    torch.manual_seed(3)
-    pretrain = PretrainTask(clover_tiny(), embed_dim=16)
-    path = tmp_path / "pretrain.ckpt"
-    torch.save({"state_dict": pretrain.state_dict(), "global_step": 7}, path)
-    return path, pretrain
-
-
 def test_init_from_takes_backbone_and_heads_strictly(pretrain_checkpoint: tuple[Path, PretrainTask]) -> None:
     path, pretrain = pretrain_checkpoint
     task = RetrievalTask(clover_tiny(), init_from=str(path), embed_dim=16)

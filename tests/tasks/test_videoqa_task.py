@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,7 +7,6 @@ from clover_pl.tasks import (
     FillInBlankAnswerer,
     FusedChoiceAnswerer,
     OpenEndedAnswerer,
-    PretrainTask,
     SimilarityChoiceAnswerer,
     VideoQATask,
 )
@@ -99,15 +96,6 @@ def test_similarity_choice_is_cosine_over_temperature() -> None:
     # The fusion encoder and the mask token are not used: frozen, so DDP finds no unused trainable parameter.
     assert not any(p.requires_grad for p in task.backbone.fusion.parameters())
     assert not task.backbone.video.mask_token.requires_grad
-
-
-@pytest.fixture
-def pretrain_checkpoint(tmp_path: Path) -> tuple[Path, PretrainTask]:
-    torch.manual_seed(3)
-    pretrain = PretrainTask(clover_tiny(), embed_dim=16)
-    path = tmp_path / "pretrain.ckpt"
-    torch.save({"state_dict": pretrain.state_dict(), "global_step": 7}, path)
-    return path, pretrain
 
 
 def test_init_from_takes_the_backbone_and_leaves_the_head_fresh(pretrain_checkpoint) -> None:

@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import clover_pl
+from clover_pl.data.jsonl import read_checked_jsonl, stored_record, write_text_atomic
 from clover_pl.data.retrieval_manifest import MANIFEST_NAME
 
 SETTINGS = ("open_ended", "multiple_choice", "fill_in_blank")
@@ -174,9 +175,9 @@ def write_qa_manifest(
             if problem:
                 raise ValueError(f"{dataset} split {split!r}, record {index}: {problem}: {record!r}")
             seen.add(record["question_id"])
-            lines.append(json.dumps(_stored(record, root), ensure_ascii=False) + "\n")
+            lines.append(json.dumps(stored_record(record, root, FIELDS), ensure_ascii=False) + "\n")
         file = f"{split}.jsonl"
-        _write_text(os.path.join(out, file), "".join(lines))
+        write_text_atomic(os.path.join(out, file), "".join(lines))
         types = Counter(str(record["answer_type"]) for record in records if record["answer_type"] is not None)
         entries[split] = {
             "file": file,
@@ -195,7 +196,7 @@ def write_qa_manifest(
         if "train" not in splits:
             raise ValueError(f"{dataset}: the {setting} answer vocabulary is built from a train split; none given")
         vocabulary = build_answer_vocabulary((record["answer"] for record in splits["train"]), top_k)
-        _write_text(os.path.join(out, ANSWERS_NAME), json.dumps(vocabulary, ensure_ascii=False) + "\n")
+        write_text_atomic(os.path.join(out, ANSWERS_NAME), json.dumps(vocabulary, ensure_ascii=False) + "\n")
         manifest["answers"] = {
             "file": ANSWERS_NAME,
             "size": len(vocabulary),
@@ -203,7 +204,7 @@ def write_qa_manifest(
             "coverage": {split: round(answer_coverage(records, vocabulary), 6) for split, records in splits.items()},
         }
     problem_lines = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in problems.entries)
-    _write_text(os.path.join(out, PROBLEMS_NAME), problem_lines)
+    write_text_atomic(os.path.join(out, PROBLEMS_NAME), problem_lines)
     manifest.update(
         splits=entries,
         protocol=protocol,
@@ -212,7 +213,7 @@ def write_qa_manifest(
         sources=sources,
         version=clover_pl.__version__,
     )
-    _write_text(os.path.join(out, MANIFEST_NAME), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(os.path.join(out, MANIFEST_NAME), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
 
 
@@ -251,28 +252,8 @@ def read_qa_split(out: str, split: str) -> list[dict[str, Any]]:
     if split not in manifest["splits"]:
         raise FileNotFoundError(f"{out}: no {split!r} split (the manifest lists {sorted(manifest['splits'])})")
     path = os.path.join(out, manifest["splits"][split]["file"])
-    root = os.path.abspath(out)
-    records: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    with open(path, encoding="utf-8") as stream:
-        for number, line in enumerate(stream, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-            problem = record_problem(record, manifest["setting"], manifest.get("num_options"))
-            if problem is None and record["question_id"] in seen:
-                problem = f"repeated question_id {record['question_id']!r}"
-            if problem:
-                raise ValueError(f"{path}:{number}: {problem}")
-            seen.add(record["question_id"])
-            record["video"] = os.path.normpath(os.path.join(root, record["video"]))
-            for bound in ("start", "end"):
-                record[bound] = None if record[bound] is None else float(record[bound])
-            records.append(record)
-    return records
+    setting, num_options = manifest["setting"], manifest.get("num_options")
+    return read_checked_jsonl(path, out, lambda record: record_problem(record, setting, num_options), "question_id")
 
 
 def qa_summary_line(manifest: dict[str, Any], out: str) -> str:
@@ -287,19 +268,3 @@ def qa_summary_line(manifest: dict[str, Any], out: str) -> str:
         answers = f"; {manifest['answers']['size']} answers (coverage {coverage})"
     drops = ", ".join(f"{reason} {count}" for reason, count in manifest["dropped"].items()) or "none"
     return f"{manifest['dataset']} {manifest['setting']} in {out}: {splits}{answers}; dropped: {drops}"
-
-
-def _stored(record: dict[str, Any], root: str) -> dict[str, Any]:
-    video = record["video"]
-    if os.path.isabs(video) and os.path.commonpath([root, os.path.abspath(video)]) == root:
-        video = os.path.relpath(video, root)
-    stored = {name: record[name] for name in FIELDS}
-    stored["video"] = video
-    stored.update((name, value) for name, value in record.items() if name not in FIELDS)
-    return stored
-
-
-def _write_text(path: str, content: str) -> None:
-    with open(path + ".tmp", "w", encoding="utf-8") as stream:
-        stream.write(content)
-    os.replace(path + ".tmp", path)

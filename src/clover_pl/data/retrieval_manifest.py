@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import clover_pl
+from clover_pl.data.jsonl import read_checked_jsonl, stored_record, write_text_atomic
 
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "val", "test")
@@ -78,9 +79,9 @@ def write_retrieval_manifest(
             if problem:
                 raise ValueError(f"{dataset} split {split!r}, record {index}: {problem}: {record!r}")
             seen.add(record["video_id"])
-            lines.append(json.dumps(_stored(record, root), ensure_ascii=False) + "\n")
+            lines.append(json.dumps(stored_record(record, root, FIELDS), ensure_ascii=False) + "\n")
         file = f"{split}.jsonl"
-        _write_text(os.path.join(out, file), "".join(lines))
+        write_text_atomic(os.path.join(out, file), "".join(lines))
         entries[split] = {"file": file, "videos": len(records), "captions": sum(len(r["captions"]) for r in records)}
     for split in SPLITS:
         stale = os.path.join(out, f"{split}.jsonl")
@@ -95,7 +96,7 @@ def write_retrieval_manifest(
         "sources": sources,
         "version": clover_pl.__version__,
     }
-    _write_text(os.path.join(out, MANIFEST_NAME), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(os.path.join(out, MANIFEST_NAME), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
 
 
@@ -116,29 +117,7 @@ def read_retrieval_split(out: str, split: str) -> list[dict[str, Any]]:
         FileNotFoundError: the split does not exist.
         ValueError: a malformed line; the message starts with ``path:line:``.
     """
-    path = _split_path(out, split)
-    root = os.path.abspath(out)
-    records: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    with open(path, encoding="utf-8") as stream:
-        for number, line in enumerate(stream, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-            problem = record_problem(record)
-            if problem is None and record["video_id"] in seen:
-                problem = f"repeated video_id {record['video_id']!r}"
-            if problem:
-                raise ValueError(f"{path}:{number}: {problem}")
-            seen.add(record["video_id"])
-            record["video"] = os.path.normpath(os.path.join(root, record["video"]))
-            for bound in ("start", "end"):
-                record[bound] = None if record[bound] is None else float(record[bound])
-            records.append(record)
-    return records
+    return read_checked_jsonl(_split_path(out, split), out, record_problem, "video_id")
 
 
 def summary_line(manifest: dict[str, Any], out: str) -> str:
@@ -268,19 +247,3 @@ def _split_path(out: str, split: str) -> str:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no {split!r} split in {out}")
     return path
-
-
-def _stored(record: dict[str, Any], root: str) -> dict[str, Any]:
-    video = record["video"]
-    if os.path.isabs(video) and os.path.commonpath([root, os.path.abspath(video)]) == root:
-        video = os.path.relpath(video, root)
-    stored = {name: record[name] for name in FIELDS}
-    stored["video"] = video
-    stored.update((name, value) for name, value in record.items() if name not in FIELDS)
-    return stored
-
-
-def _write_text(path: str, content: str) -> None:
-    with open(path + ".tmp", "w", encoding="utf-8") as stream:
-        stream.write(content)
-    os.replace(path + ".tmp", path)

@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from clover_pl.data.prepare.qa_common import NUM_OPTIONS, SplitBuilder, report, require_file
+from clover_pl.data.prepare.synthetic_retrieval import synthetic_clips, write_bytes_if_changed
 from clover_pl.data.qa_manifest import SETTINGS, ProblemLog, write_qa_manifest
-from clover_pl.data.shards import expand_urls, iter_shard
 
 DEFAULT_VAL_VIDEOS = 128
 VIDEO_FOLDER = "videos"
@@ -62,8 +62,8 @@ def prepare_synthetic_qa(
     folder = os.path.join(out, VIDEO_FOLDER)
     os.makedirs(folder, exist_ok=True)
     written: set[str] = set()
-    train_keys, beyond = _copy_clips(_clips(synthetic_out, synthetic, "train"), train_videos, folder, written)
-    heldout_keys, _ = _copy_clips(_clips(synthetic_out, synthetic, "heldout"), None, folder, written)
+    train_keys, beyond = _copy_clips(synthetic_clips(synthetic_out, synthetic, "train"), train_videos, folder, written)
+    heldout_keys, _ = _copy_clips(synthetic_clips(synthetic_out, synthetic, "heldout"), None, folder, written)
     for name in os.listdir(folder):
         if name.endswith(".mp4") and name not in written:
             os.remove(os.path.join(folder, name))
@@ -98,11 +98,6 @@ def prepare_synthetic_qa(
     return manifests
 
 
-def _clips(synthetic_out: str, synthetic: dict[str, Any], split: str) -> Iterator[dict[str, Any]]:
-    for url in expand_urls(synthetic["splits"][split]["urls"]):
-        yield from iter_shard(url if os.path.isabs(url) else os.path.join(synthetic_out, url))
-
-
 def _copy_clips(
     clips: Iterator[dict[str, Any]], count: int | None, folder: str, written: set[str]
 ) -> tuple[list[str], set[str]]:
@@ -119,7 +114,7 @@ def _copy_clips(
         if count is not None and len(copied) == count:
             beyond.add(key)
         elif "mp4" in clip:
-            _write_bytes(os.path.join(folder, f"{key}.mp4"), clip["mp4"])
+            write_bytes_if_changed(os.path.join(folder, f"{key}.mp4"), clip["mp4"])
             written.add(f"{key}.mp4")
             copied.append(key)
     return copied, beyond
@@ -168,16 +163,6 @@ def _protocol(setting: str, train_videos: int, val_videos: int) -> str:
         + f"train is those of the first {train_videos} clips of the train video shards. Held-out clips are separate "
         "renders with keys disjoint from train. Videos are whole clips in ../videos (start and end null)."
     )
-
-
-def _write_bytes(path: str, content: bytes) -> None:
-    if os.path.exists(path) and os.path.getsize(path) == len(content):
-        with open(path, "rb") as stream:
-            if stream.read() == content:
-                return
-    with open(path + ".tmp", "wb") as stream:
-        stream.write(content)
-    os.replace(path + ".tmp", path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,8 +55,8 @@ def prepare_synthetic_retrieval(
     os.makedirs(video_folder, exist_ok=True)
     dropped: Counter[str] = Counter()
     written: set[str] = set()
-    train = _take(_clips(synthetic_out, synthetic, "train"), train_videos, video_folder, dropped, written)
-    heldout = _take(_clips(synthetic_out, synthetic, "heldout"), None, video_folder, dropped, written)
+    train = _take(synthetic_clips(synthetic_out, synthetic, "train"), train_videos, video_folder, dropped, written)
+    heldout = _take(synthetic_clips(synthetic_out, synthetic, "heldout"), None, video_folder, dropped, written)
     for name in os.listdir(video_folder):
         if name.endswith(".mp4") and name not in written:
             os.remove(os.path.join(video_folder, name))
@@ -83,7 +83,8 @@ def prepare_synthetic_retrieval(
     return write_retrieval_manifest(out, "synthetic", splits, protocol, dropped, sources)
 
 
-def _clips(synthetic_out: str, synthetic: dict[str, Any], split: str) -> Iterator[dict[str, Any]]:
+def synthetic_clips(synthetic_out: str, synthetic: dict[str, Any], split: str) -> Iterator[dict[str, Any]]:
+    """The samples of one split of a prepared synthetic dataset, in shard order."""
     for url in expand_urls(synthetic["splits"][split]["urls"]):
         yield from iter_shard(url if os.path.isabs(url) else os.path.join(synthetic_out, url))
 
@@ -102,13 +103,14 @@ def _take(
             dropped["no_caption" if "mp4" in clip else "missing_file"] += 1
             continue
         path = os.path.join(folder, f"{key}.mp4")
-        _write_bytes(path, clip["mp4"])
+        write_bytes_if_changed(path, clip["mp4"])
         written.add(f"{key}.mp4")
         records.append({"video_id": key, "video": path, "captions": captions, "start": None, "end": None})
     return records
 
 
-def _write_bytes(path: str, content: bytes) -> None:
+def write_bytes_if_changed(path: str, content: bytes) -> None:
+    """Write ``content`` atomically unless the file already holds exactly it (re-runs rewrite nothing)."""
     if os.path.exists(path) and os.path.getsize(path) == len(content):
         with open(path, "rb") as stream:
             if stream.read() == content:
