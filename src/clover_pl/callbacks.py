@@ -329,3 +329,30 @@ class SwinActivationCheckpointing(L.Callback):
             raise ValueError(f"stages {list(self.stages)} out of range for a {len(layers)}-stage video encoder")
         for index, layer in enumerate(layers):
             layer.use_checkpoint = self.stages is None or index in self.stages
+
+
+class ModelCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` (same arguments) whose ``last.ckpt`` is always the latest state.
+
+    Lightning 2.6 refreshes ``last.ckpt`` only at a step where it also wrote a top-k checkpoint, i.e. when the
+    monitored metric improved. After a validation that does not improve, ``last.ckpt`` stays at the older best step,
+    so ``--ckpt_path last`` silently resumes from there and repeats the steps since, and "the last checkpoint" of a
+    sweep is really the best one. Here every validation end and the end of training also write ``last.ckpt`` when
+    ``save_last`` is set and nothing was saved at this step yet. Writes go through Lightning's checkpoint IO
+    (an fsspec transaction: a reader never sees half a file).
+    """
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Lightning's saves, then ``last.ckpt`` if they skipped it."""
+        super().on_validation_end(trainer, pl_module)
+        self._refresh_last(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Lightning's end-of-training save, then ``last.ckpt`` at the final step if it is not there yet."""
+        super().on_train_end(trainer, pl_module)
+        self._refresh_last(trainer)
+
+    def _refresh_last(self, trainer: L.Trainer) -> None:
+        if not self.save_last or self._should_skip_saving_checkpoint(trainer):
+            return  # also skipped when this step was saved already (top-k and last together)
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
