@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 
+from clover_pl.data.jsonl import write_text_atomic
 from clover_pl.metrics.qa import IGNORE_LABEL, correct_answers, qa_metrics
 from clover_pl.models import CloverBackbone
 from clover_pl.models.swin_checkpoint import LoadReport
@@ -269,9 +270,7 @@ class VideoQATask(L.LightningModule):
                 )
             )
         path = os.path.join(folder, f"{stage}.jsonl")
-        with open(path + ".tmp", "w", encoding="utf-8") as stream:
-            stream.write("\n".join(lines) + "\n")
-        os.replace(path + ".tmp", path)
+        write_text_atomic(path, "\n".join(lines) + "\n")
         rank_zero_info(f"VideoQA {stage} predictions: {path}")
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:

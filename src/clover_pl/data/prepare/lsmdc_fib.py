@@ -14,7 +14,6 @@ answers (908 in the release). Clip files are found as for LSMDC retrieval.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 from typing import Any
@@ -23,6 +22,7 @@ from clover_pl.data.prepare.lsmdc_mc import PREFIX_FIELDS, find_clip
 from clover_pl.data.prepare.qa_common import (
     OPEN_ENDED_SCORING,
     SplitBuilder,
+    converter_parser,
     read_tab_rows,
     report,
     require_file,
@@ -102,16 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status (0).
     """
-    parser = argparse.ArgumentParser(
-        prog="clover-pl prepare lsmdc_fib",
-        description="LSMDC movie fill-in-the-blank: LSMDC16_annos_*_FIB.csv + video folder -> "
-        "OUT/{train,val,test}.jsonl, answers.json, problems.jsonl, manifest.json.",
-    )
-    parser.add_argument("--annotations", required=True, help=f"folder with {', '.join(FILES.values())}")
-    parser.add_argument("--videos", required=True, help="folder of {movie}/{clip_id}.avi (searched recursively)")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument(
-        "--top-k", type=int, default=DEFAULT_TOP_K, help=f"answer vocabulary size (default {DEFAULT_TOP_K}; 0: all)"
+    parser = converter_parser(
+        "lsmdc_fib",
+        "LSMDC movie fill-in-the-blank: LSMDC16_annos_*_FIB.csv + video folder -> OUT/{train,val,test}.jsonl, "
+        "answers.json, problems.jsonl, manifest.json.",
+        f"folder with {', '.join(FILES.values())}",
+        "folder of {movie}/{clip_id}.avi (searched recursively)",
+        DEFAULT_TOP_K,
     )
     args = parser.parse_args(argv)
     manifest = prepare_lsmdc_fib(args.annotations, args.videos, args.out, args.top_k or None)

@@ -15,7 +15,6 @@ where the right sentence went. Test rows have 11 fields: the prefix, 5 sentences
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 from typing import Any
@@ -24,6 +23,7 @@ from clover_pl.data.prepare.lsmdc import movie_of
 from clover_pl.data.prepare.qa_common import (
     NUM_OPTIONS,
     SplitBuilder,
+    converter_parser,
     parse_index,
     read_tab_rows,
     report,
@@ -125,14 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status (0).
     """
-    parser = argparse.ArgumentParser(
-        prog="clover-pl prepare lsmdc_mc",
-        description="LSMDC movie multiple-choice: LSMDC16_multiple_choice_*.csv + video folder -> "
-        "OUT/{train,val,test}.jsonl, problems.jsonl, manifest.json.",
+    parser = converter_parser(
+        "lsmdc_mc",
+        "LSMDC movie multiple-choice: LSMDC16_multiple_choice_*.csv + video folder -> OUT/{train,val,test}.jsonl, "
+        "problems.jsonl, manifest.json.",
+        f"folder with {', '.join(FILES.values())}",
+        "folder of {movie}/{clip_id}.avi (searched recursively)",
     )
-    parser.add_argument("--annotations", required=True, help=f"folder with {', '.join(FILES.values())}")
-    parser.add_argument("--videos", required=True, help="folder of {movie}/{clip_id}.avi (searched recursively)")
-    parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/val candidate shuffle")
     args = parser.parse_args(argv)
     manifest = prepare_lsmdc_mc(args.annotations, args.videos, args.out, args.seed)

@@ -12,12 +12,18 @@ and the 0-based ``answer``. There is no train or val split: the benchmark is sco
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from typing import Any
 
-from clover_pl.data.prepare.qa_common import NUM_OPTIONS, SplitBuilder, report, require_file, require_folder
+from clover_pl.data.prepare.qa_common import (
+    NUM_OPTIONS,
+    SplitBuilder,
+    converter_parser,
+    report,
+    require_file,
+    require_folder,
+)
 from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
 from clover_pl.data.retrieval_manifest import VideoIndex
 
@@ -105,14 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status (0).
     """
-    parser = argparse.ArgumentParser(
-        prog="clover-pl prepare msrvtt_mc",
-        description="MSRVTT-MC (test only): ClipBERT jsonl or singularity json + video folder -> OUT/test.jsonl, "
+    parser = converter_parser(
+        "msrvtt_mc",
+        "MSRVTT-MC (test only): ClipBERT jsonl or singularity json + video folder -> OUT/test.jsonl, "
         "problems.jsonl, manifest.json.",
+        f"{DEFAULT_FILE} (or singularity's json list)",
+        "folder of video{N}.mp4 files (searched recursively)",
     )
-    parser.add_argument("--annotations", required=True, help=f"{DEFAULT_FILE} (or singularity's json list)")
-    parser.add_argument("--videos", required=True, help="folder of video{N}.mp4 files (searched recursively)")
-    parser.add_argument("--out", required=True, help="output folder")
     args = parser.parse_args(argv)
     manifest = prepare_msrvtt_mc(args.annotations, args.videos, args.out)
     print(report(manifest, args.out))

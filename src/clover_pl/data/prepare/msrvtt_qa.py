@@ -12,7 +12,6 @@ The answer vocabulary is the ``top_k`` most frequent train answers (1,500 in the
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Any
 
@@ -20,6 +19,7 @@ from clover_pl.data.prepare.qa_common import (
     OPEN_ENDED_SCORING,
     SplitBuilder,
     add_json_questions,
+    converter_parser,
     parse_index,
     read_json_list,
     report,
@@ -88,16 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status (0).
     """
-    parser = argparse.ArgumentParser(
-        prog="clover-pl prepare msrvtt_qa",
-        description="MSRVTT-QA open-ended: {train,val,test}_qa.json + video folder -> OUT/{train,val,test}.jsonl, "
-        "answers.json, problems.jsonl, manifest.json.",
-    )
-    parser.add_argument("--annotations", required=True, help=f"folder with {', '.join(FILES.values())}")
-    parser.add_argument("--videos", required=True, help="folder of video{N}.mp4 files (searched recursively)")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument(
-        "--top-k", type=int, default=DEFAULT_TOP_K, help=f"answer vocabulary size (default {DEFAULT_TOP_K}; 0: all)"
+    parser = converter_parser(
+        "msrvtt_qa",
+        "MSRVTT-QA open-ended: {train,val,test}_qa.json + video folder -> OUT/{train,val,test}.jsonl, answers.json, "
+        "problems.jsonl, manifest.json.",
+        f"folder with {', '.join(FILES.values())}",
+        "folder of video{N}.mp4 files (searched recursively)",
+        DEFAULT_TOP_K,
     )
     args = parser.parse_args(argv)
     manifest = prepare_msrvtt_qa(args.annotations, args.videos, args.out, args.top_k or None)

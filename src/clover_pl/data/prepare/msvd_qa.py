@@ -13,7 +13,6 @@ The answer vocabulary is the ``top_k`` most frequent train answers (1,000 in the
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Any
 
@@ -21,6 +20,7 @@ from clover_pl.data.prepare.qa_common import (
     OPEN_ENDED_SCORING,
     SplitBuilder,
     add_json_questions,
+    converter_parser,
     parse_index,
     read_json_list,
     report,
@@ -116,18 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status (0).
     """
-    parser = argparse.ArgumentParser(
-        prog="clover-pl prepare msvd_qa",
-        description="MSVD-QA open-ended: {train,val,test}_qa.json + youtube_mapping.txt + YouTubeClips -> "
+    parser = converter_parser(
+        "msvd_qa",
+        "MSVD-QA open-ended: {train,val,test}_qa.json + youtube_mapping.txt + YouTubeClips -> "
         "OUT/{train,val,test}.jsonl, answers.json, problems.jsonl, manifest.json.",
+        f"folder with {', '.join(FILES.values())}",
+        "YouTubeClips folder of {clip}.avi (searched recursively)",
+        DEFAULT_TOP_K,
     )
-    parser.add_argument("--annotations", required=True, help=f"folder with {', '.join(FILES.values())}")
     parser.add_argument("--mapping", help=f"{MAPPING_NAME} (default: ANNOTATIONS/{MAPPING_NAME})")
-    parser.add_argument("--videos", required=True, help="YouTubeClips folder of {clip}.avi (searched recursively)")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument(
-        "--top-k", type=int, default=DEFAULT_TOP_K, help=f"answer vocabulary size (default {DEFAULT_TOP_K}; 0: all)"
-    )
     args = parser.parse_args(argv)
     manifest = prepare_msvd_qa(args.annotations, args.videos, args.out, args.mapping, args.top_k or None)
     print(report(manifest, args.out))

@@ -16,6 +16,7 @@ Converters add their own reasons for rows they cannot read at all (``malformed_r
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -232,6 +233,32 @@ def add_json_questions(
         answer = "" if item.get("answer") is None else str(item["answer"])
         video_id, video = locate(item.get("video_id"))
         builder.add(str(item["id"]), video_id, video, question, answer, question_word(question))
+
+
+def converter_parser(
+    name: str, description: str, annotations_help: str, videos_help: str, top_k: int | None = None
+) -> argparse.ArgumentParser:
+    """The command line every VideoQA converter shares.
+
+    ``--annotations``, ``--videos``, ``--out`` and, for the settings with an answer vocabulary, ``--top-k``
+    (default ``top_k``; 0 keeps every train answer).
+
+    Args:
+        name: the dataset name after ``clover-pl prepare``.
+        description: what the converter reads and writes.
+        annotations_help: what ``--annotations`` names.
+        videos_help: what ``--videos`` names.
+        top_k: the default vocabulary size; None: no ``--top-k`` option.
+    """
+    parser = argparse.ArgumentParser(prog=f"clover-pl prepare {name}", description=description)
+    parser.add_argument("--annotations", required=True, help=annotations_help)
+    parser.add_argument("--videos", required=True, help=videos_help)
+    parser.add_argument("--out", required=True, help="output folder")
+    if top_k is not None:
+        parser.add_argument(
+            "--top-k", type=int, default=top_k, help=f"answer vocabulary size (default {top_k}; 0: all)"
+        )
+    return parser
 
 
 def report(manifest: dict[str, Any], out: str) -> str:

@@ -16,7 +16,6 @@ test are written (the datamodule carves val from train).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 from typing import Any
@@ -25,6 +24,7 @@ from clover_pl.data.prepare.qa_common import (
     NUM_OPTIONS,
     OPEN_ENDED_SCORING,
     SplitBuilder,
+    converter_parser,
     report,
     require_file,
     require_folder,
@@ -151,22 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status (0).
     """
-    parser = argparse.ArgumentParser(
-        prog="clover-pl prepare tgif_qa",
-        description="TGIF-QA FrameQA (open-ended) or Action / Transition (multiple-choice): "
-        "{Train,Test}_{task}_question.csv + GIF folder -> OUT/{train,test}.jsonl, problems.jsonl, manifest.json "
-        "(and answers.json for frameqa).",
+    parser = converter_parser(
+        "tgif_qa",
+        "TGIF-QA FrameQA (open-ended) or Action / Transition (multiple-choice): {Train,Test}_{task}_question.csv + "
+        "GIF folder -> OUT/{train,test}.jsonl, problems.jsonl, manifest.json (and answers.json for frameqa).",
+        "folder with {Train,Test}_{task}_question.csv",
+        "folder of {gif_name}.gif (or .mp4; searched recursively)",
+        DEFAULT_TOP_K,  # used by frameqa only
     )
     parser.add_argument("--task", required=True, choices=TASKS, help="which TGIF-QA task")
-    parser.add_argument("--annotations", required=True, help="folder with {Train,Test}_{task}_question.csv")
-    parser.add_argument("--videos", required=True, help="folder of {gif_name}.gif (or .mp4; searched recursively)")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument(
-        "--top-k",
-        type=int,
-        default=DEFAULT_TOP_K,
-        help=f"frameqa answer vocabulary size (default {DEFAULT_TOP_K}; 0: all)",
-    )
     args = parser.parse_args(argv)
     manifest = prepare_tgif_qa(args.task, args.annotations, args.videos, args.out, args.top_k or None)
     print(report(manifest, args.out))
