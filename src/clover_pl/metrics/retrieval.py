@@ -35,11 +35,13 @@ def ranks_of_targets(scores: torch.Tensor, targets: torch.Tensor, chunk_size: in
 
 
 def summarize_ranks(ranks: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:
-    """R@1/5/10 (percent), median and mean rank of 1-based ranks, keyed ``{prefix}r@K``, ``{prefix}median_rank``."""
+    """R@1/5/10 (percent), median and mean rank, mean reciprocal rank of 1-based ranks, keyed ``{prefix}r@K``,
+    ``{prefix}median_rank``, ``{prefix}mean_rank`` and ``{prefix}mrr``."""
     ranks = ranks.double()
     metrics = {f"{prefix}r@{k}": 100.0 * (ranks <= k).double().mean() for k in RECALL_AT}
     metrics[f"{prefix}median_rank"] = ranks.quantile(0.5)  # the middle two averaged for an even count
     metrics[f"{prefix}mean_rank"] = ranks.mean()
+    metrics[f"{prefix}mrr"] = ranks.reciprocal().mean()  # mean reciprocal rank, in [1/G, 1]
     return metrics
 
 

@@ -143,17 +143,18 @@ def _add_questions(
             builder = builders[split_of[key]] if key in split_of else fallback
             video = os.path.join("..", VIDEO_FOLDER, f"{key}.mp4") if key in split_of else None
             question = record.get("text" if setting == "fill_in_blank" else "question", "")
-            answer_type = record.get("answer_type") if setting == "open_ended" else None
+            answer_type = record.get("answer_type")  # multiple choice: the changed fact; blanks: the blank's
             builder.add(question_id, key, video, question, record.get("answer"), answer_type, record.get("options"))
 
 
 def _protocol(setting: str, train_videos: int, val_videos: int) -> str:
     task = {
-        "open_ended": "open-ended questions (colour, shape, size, count, direction, speed, background); the answer "
+        "open_ended": "open-ended questions (material, object, action, count, ground); the answer "
         "vocabulary is every train answer, answer_type the attribute asked",
-        "multiple_choice": f"multiple-choice: which of {NUM_OPTIONS} captions describes the clip (0-based answer); "
-        "accuracy is the argmax over the candidates' scores",
-        "fill_in_blank": "fill-in-the-blank: a complete caption with one attribute word replaced by [MASK]; the "
+        "multiple_choice": f"one-fact multiple-choice: which of {NUM_OPTIONS} captions describes the clip (0-based "
+        "answer); the four distractors change the same fact (answer_type: object, material or action, with _pair in "
+        "two-entity scenes) to four different values; accuracy is the argmax over the candidates' scores",
+        "fill_in_blank": "fill-in-the-blank: a complete caption with one fact word replaced by [MASK]; the "
         "answer vocabulary is every train answer",
     }[setting]
     return (
