@@ -35,7 +35,8 @@ def _module(path: str | None) -> ModuleType:
 
         return module
     spec = importlib.util.spec_from_file_location("synthetic_v1", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)

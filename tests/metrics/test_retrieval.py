@@ -25,6 +25,7 @@ def naive(similarity: list[list[float]], text_to_video: list[int]) -> dict[str, 
         out = {f"{prefix}r@{k}": 100.0 * sum(r <= k for r in ranks) / len(ranks) for k in (1, 5, 10)}
         out[f"{prefix}median_rank"] = median
         out[f"{prefix}mean_rank"] = sum(ranks) / len(ranks)
+        out[f"{prefix}mrr"] = sum(1 / r for r in ranks) / len(ranks)
         return out
 
     return {**summary(t2v, "t2v_"), **summary(v2t, "v2t_")}
@@ -63,6 +64,8 @@ def test_known_permutation_gives_known_ranks() -> None:
     assert metrics["t2v_r@10"] == pytest.approx(100 * 10 / 12)
     assert metrics["t2v_median_rank"] == 3.5
     assert metrics["t2v_mean_rank"] == pytest.approx(sum(ranks) / 12)
+    # by hand: 3 x 1 + 2 x 1/2 + 1/3 + 1/4 + 1/5 + 1/6 + 1/7 + 1/11 + 1/12
+    assert metrics["t2v_mrr"] == pytest.approx((4 + 1 / 3 + 1 / 4 + 1 / 5 + 1 / 6 + 1 / 7 + 1 / 11 + 1 / 12) / 12)
 
 
 def test_ties_count_against_the_query() -> None:
@@ -70,6 +73,7 @@ def test_ties_count_against_the_query() -> None:
     assert metrics["t2v_r@1"] == 0.0
     assert metrics["t2v_median_rank"] == 4.0
     assert metrics["v2t_mean_rank"] == 4.0
+    assert metrics["t2v_mrr"] == 0.25
 
 
 def test_multiple_captions_per_video() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 import clover_pl
 from clover_pl.data.qa_manifest import read_answer_vocabulary, read_qa_manifest, read_qa_split
+from clover_pl.data.shards import expand_urls, iter_shard
 from clover_pl.prepare import main as prepare
 from clover_pl.prepare.msrvtt_mc import prepare_msrvtt_mc
 from clover_pl.prepare.msrvtt_qa import prepare_msrvtt_qa
@@ -376,6 +377,13 @@ def test_synthetic_qa_counts_and_shared_videos(synthetic_data: Path, tmp_path: P
     out = tmp_path / "videoqa"
     manifests = prepare_synthetic_qa(str(synthetic_data), str(out), val_videos=2)
     assert list(manifests) == ["open_ended", "multiple_choice", "fill_in_blank"]
+    synthetic = json.loads((synthetic_data / "manifest.json").read_text())
+    validation_keys = {
+        clip["__key__"]
+        for url in expand_urls(synthetic["splits"]["validation"]["urls"])
+        for clip in iter_shard(str(synthetic_data / url))
+    }
+    assert len(validation_keys) == 4
     assert len(os.listdir(out / "videos")) == 16 + 8
     for setting, manifest in manifests.items():
         assert manifest["setting"] == setting
@@ -391,6 +399,7 @@ def test_synthetic_qa_counts_and_shared_videos(synthetic_data: Path, tmp_path: P
         assert len(read["val"]) + len(read["test"]) == len(heldout)
         assert {r["video_id"] for r in read["val"]} == set(heldout_keys[:2])
         assert {r["video_id"] for r in read["test"]} == set(heldout_keys[2:])
+        assert not {r["video_id"] for r in read["test"] + read["val"]} & validation_keys  # no leakage
         for record in read["train"] + read["test"]:
             assert record["video"] == str(out / "videos" / f"{record['video_id']}.mp4")
         stored = json.loads((out / setting / "train.jsonl").read_text().splitlines()[0])
@@ -404,7 +413,9 @@ def test_synthetic_qa_counts_and_shared_videos(synthetic_data: Path, tmp_path: P
             )
         elif setting == "multiple_choice":
             assert [(r["options"], r["answer"]) for r in read["train"]] == [(r["options"], r["answer"]) for r in train]
-            assert all(r["answer_type"] is None for r in read["train"])
+            # the changed fact, per-fact accuracy's key
+            assert [r["answer_type"] for r in read["train"]] == [r["answer_type"] for r in train]
+            assert {r["answer_type"].removesuffix("_pair") for r in read["test"]} <= {"object", "material", "action"}
         else:
             assert [r["question"] for r in read["train"]] == [r["text"] for r in train]
             assert all(r["question"].count("[MASK]") == 1 for r in read["test"])

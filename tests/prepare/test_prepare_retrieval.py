@@ -283,6 +283,13 @@ def test_synthetic_retrieval(synthetic_data: Path, tmp_path: Path) -> None:
     heldout = [json.loads(line) for line in (source / "heldout" / "retrieval.jsonl").read_text().splitlines()]
     val, test = read_retrieval_split(str(out), "val"), read_retrieval_split(str(out), "test")
     assert [r["video_id"] for r in val + test] == [record["key"] for record in heldout]
+    validation = {  # the pretraining's validation clips are not among the retrieval clips (no leakage)
+        clip["__key__"]
+        for url in expand_urls(synthetic["splits"]["validation"]["urls"])
+        for clip in iter_shard(str(source / url))
+    }
+    assert len(validation) == 4
+    assert not validation & {r["video_id"] for r in val + test}
     assert [r["captions"] for r in val + test] == [[record["caption"]] for record in heldout]
     assert len(os.listdir(out / "videos")) == 5 + heldout_count
     with pytest.raises(ValueError, match="val_videos"):

@@ -24,13 +24,44 @@ from clover_pl.sweeps.grid import Cell, expand
 from clover_pl.sweeps.store import OK, ResultStore
 
 # Two-sided 95 % Student t quantiles by degrees of freedom (1-30); beyond that the normal 1.96.
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+_T95 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def t_interval(values: list[float]) -> tuple[float, float, float] | None:
     """Mean and the 95 % Student-t interval ``(mean, low, high)`` of ``values``; the interval is the mean alone for one
-    value (no spread to estimate), None for none."""
+    value (no spread to estimate), None for none.
+    """
     if not values:
         return None
     mean = sum(values) / len(values)
@@ -163,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep = load_sweep(args.config)
     results = collect(args.config)
     metrics = args.metrics.split(",")
-    order = arms or [name for name in dict.fromkeys(c.group for c in expand(sweep) if c.kind == "train")]
+    order = arms or list(dict.fromkeys(c.group for c in expand(sweep) if c.kind == "train"))
     results = {arm: results[arm] for arm in order if arm in results}
     others = [arm for arm in results if arm != args.reference]
     arm_rows, differences = summarise(results, metrics, args.reference, others)

@@ -184,9 +184,7 @@ def prepare_synthetic(
     splits = [
         _Split("train", "webvid", "video", train_videos, samples_per_shard),
         _Split("images", "cc3m", "image", train_images, samples_per_shard),
-        _Split(
-            "validation", "validation", "video", validation_videos, heldout_samples_per_shard, validation_start
-        ),
+        _Split("validation", "validation", "video", validation_videos, heldout_samples_per_shard, validation_start),
         _Split("heldout", "heldout", "video", heldout_videos, heldout_samples_per_shard, heldout_start),
     ]
     manifest: dict[str, Any] = {

@@ -42,6 +42,7 @@ VOCABULARY = sorted(
 """Every word that captions, questions, options and answers use (lowercase; questions also end with ``?``)."""
 MASK = "[MASK]"
 
+
 def caption(scene: Scene, template: str) -> str:
     """Describe a scene with one of :data:`TEMPLATES`."""
     return " ".join(word for word, _ in caption_words(scene, template))
@@ -72,7 +73,7 @@ def caption_words(scene: Scene, template: str) -> list[tuple[str, str | None]]:
 
 
 def noun_phrase(entity: Entity, made_of: bool = False) -> list[tuple[str, str | None]]:
-    """"a jade ball", "a pair of jade balls", or with ``made_of`` "a ball made of jade"."""
+    """ "a jade ball", "a pair of jade balls", or with ``made_of`` "a ball made of jade"."""
     words: list[tuple[str, str | None]] = []
     if entity.count > 1:
         words += [(COUNT_NOUNS[entity.count], "count"), ("of", None)]

@@ -12,7 +12,7 @@ import numpy as np
 
 from clover_pl.prepare.synthetic.scene import GROUNDS, MATERIALS, OBJECTS, RADIUS, Scene, motion
 
-SHADE = 0.55
+SHADE = 0.7
 """Brightness of a sprite's lower half (in its own frame), so that turning is visible."""
 
 
@@ -37,7 +37,7 @@ def render(scene: Scene, size: int, frames: int, rng: np.random.Generator) -> np
         entity = scene.entities[track.entity]
         color = np.asarray(MATERIALS[entity.material], dtype=np.float32)
         # The lower half is darker, or lighter for dark materials (rubber), so that turning shows on every material.
-        lower = color * SHADE if color.mean() > 60 else color + 100.0
+        lower = color * SHADE if color.mean() > 60 else color + 80.0
         for t in range(frames):
             fraction = t / (frames - 1) if frames > 1 else 0.0
             dx, dy, angle = motion(entity, size, fraction)

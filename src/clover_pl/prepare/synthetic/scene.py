@@ -39,12 +39,14 @@ ACTIONS = ("rest", "slide", "roll", "bounce", "spin", "fall")
 COUNT_NOUNS = {2: "pair", 3: "trio"}
 """Group size -> the noun that names it ("a pair of ..."); a single object takes the article "a"."""
 FACT_KINDS = ("count", "material", "object", "action", "ground")
-RADIUS = 0.13
+RADIUS = 0.14
 """Object circumradius as a fraction of the frame size."""
-TRAVEL = 0.4
+TRAVEL = 0.35
 """Displacement of slide, roll and fall over the whole clip, as a fraction of the frame size."""
 HOP = 0.3
 """Height of a bounce, as a fraction of the frame size."""
+PLACEMENT_TRIES = 400
+"""Placements tried for one draw of facts before the facts are redrawn."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ def sample_scene(rng: np.random.Generator, size: int, motion: bool) -> Scene:
 
     Returns:
         The scene: 65 % one entity of 1-3 objects (probabilities 0.4, 0.3, 0.3), 35 % two single objects that differ
-        in object or material. A scene that cannot be placed is redrawn.
+        in object or material. Facts that cannot be placed in :data:`PLACEMENT_TRIES` tries are redrawn.
     """
     while True:
         ground = str(rng.choice(list(GROUNDS)))
@@ -156,18 +158,20 @@ def sample_scene(rng: np.random.Generator, size: int, motion: bool) -> Scene:
             while (second.object, second.material) == (first.object, first.material):
                 second = sample_entity(rng, motion, 1)
             entities = (first, second)
-        for _attempt in range(10):
+        for _attempt in range(PLACEMENT_TRIES):  # many tries, so that crowded fact combinations are not rarer
             tracks = place(rng, entities, size)
             if tracks is not None:
                 return Scene(ground, entities, tracks)
 
 
 def place(rng: np.random.Generator, entities: tuple[Entity, ...], size: int) -> tuple[Track, ...] | None:
-    """Start positions for every object such that paths stay inside the frame and never overlap (None: failed)."""
+    """Start positions for every object such that paths stay inside the frame and objects never overlap (None: failed)."""
     fractions = np.linspace(0.0, 1.0, 9)
     margin = int(math.ceil(RADIUS * size)) + 1
     tracks: list[Track] = []
-    boxes: list[tuple[float, float, float, float]] = []
+    # (entity, path box, start box) of every placed object. Objects of one entity move in step, so they only need
+    # disjoint start boxes; objects of different entities need disjoint path boxes.
+    boxes: list[tuple[int, tuple[float, ...], tuple[float, ...]]] = []
     for index, entity in enumerate(entities):
         path = np.array([motion(entity, size, float(f))[:2] for f in fractions])
         low, high = path.min(axis=0), path.max(axis=0)
@@ -181,8 +185,13 @@ def place(rng: np.random.Generator, entities: tuple[Entity, ...], size: int) -> 
                     return None
                 x0, y0 = int(rng.integers(x_low, x_high + 1)), int(rng.integers(y_low, y_high + 1))
                 box = (x0 + low[0] - margin, y0 + low[1] - margin, x0 + high[0] + margin, y0 + high[1] + margin)
-                if not any(_overlap(box, other) for other in boxes):
-                    boxes.append(box)
+                start = (x0 - margin, y0 - margin, x0 + margin, y0 + margin)
+                clash = any(
+                    _overlap(start, other_start) if other == index else _overlap(box, other_box)
+                    for other, other_box, other_start in boxes
+                )
+                if not clash:
+                    boxes.append((index, box, start))
                     tracks.append(Track(index, (x0, y0)))
                     break
             else:
