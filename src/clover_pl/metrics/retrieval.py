@@ -35,8 +35,9 @@ def ranks_of_targets(scores: torch.Tensor, targets: torch.Tensor, chunk_size: in
 
 
 def summarize_ranks(ranks: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:
-    """R@1/5/10 (percent), median and mean rank, mean reciprocal rank of 1-based ranks, keyed ``{prefix}r@K``,
-    ``{prefix}median_rank``, ``{prefix}mean_rank`` and ``{prefix}mrr``.
+    """R@1/5/10 (percent), median and mean rank, and mean reciprocal rank (``{prefix}mrr``) of 1-based ranks.
+
+    Keys: ``{prefix}r@K``, ``{prefix}median_rank``, ``{prefix}mean_rank``, ``{prefix}mrr``.
     """
     ranks = ranks.double()
     metrics = {f"{prefix}r@{k}": 100.0 * (ranks <= k).double().mean() for k in RECALL_AT}

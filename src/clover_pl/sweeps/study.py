@@ -59,8 +59,9 @@ _T95 = (
 
 
 def t_interval(values: list[float]) -> tuple[float, float, float] | None:
-    """Mean and the 95 % Student-t interval ``(mean, low, high)`` of ``values``; the interval is the mean alone for one
-    value (no spread to estimate), None for none.
+    """Mean and the 95 % Student-t interval ``(mean, low, high)`` of ``values``.
+
+    One value gives the mean alone as its interval (no spread to estimate); no value gives None.
     """
     if not values:
         return None

@@ -73,7 +73,7 @@ def caption_words(scene: Scene, template: str) -> list[tuple[str, str | None]]:
 
 
 def noun_phrase(entity: Entity, made_of: bool = False) -> list[tuple[str, str | None]]:
-    """ "a jade ball", "a pair of jade balls", or with ``made_of`` "a ball made of jade"."""
+    """The entity's noun phrase: "a jade ball", "a pair of jade balls", or with ``made_of`` "a ball made of jade"."""
     words: list[tuple[str, str | None]] = []
     if entity.count > 1:
         words += [(COUNT_NOUNS[entity.count], "count"), ("of", None)]

@@ -165,7 +165,7 @@ def sample_scene(rng: np.random.Generator, size: int, motion: bool) -> Scene:
 
 
 def place(rng: np.random.Generator, entities: tuple[Entity, ...], size: int) -> tuple[Track, ...] | None:
-    """Start positions for every object such that paths stay inside the frame and objects never overlap (None: failed)."""
+    """Start positions such that every path stays inside the frame and no two objects overlap (None: failed)."""
     fractions = np.linspace(0.0, 1.0, 9)
     margin = int(math.ceil(RADIUS * size)) + 1
     tracks: list[Track] = []
