@@ -102,7 +102,7 @@ def tiny_backbone():
 
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny synthetic dataset: 4 video, 2 image, 1 validation and 2 held-out shards x 4 samples, 32 px clips."""
+    """A tiny synthetic dataset: 4 video, 2 image, 2 validation and 2 held-out shards x 4 samples, 32 px clips."""
     from clover_pl.prepare.synthetic import prepare_synthetic
 
     out = tmp_path_factory.mktemp("synthetic")
@@ -116,7 +116,7 @@ def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         frames=8,
         samples_per_shard=4,
         heldout_samples_per_shard=4,
-        validation_videos=4,
+        validation_videos=8,
     )
     return out
 

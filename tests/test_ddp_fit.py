@@ -55,7 +55,7 @@ def test_two_rank_ddp_fit_agrees(synthetic_data: Path, tmp_path: Path) -> None:
         f"--data.init_args.tokenizer={data}/vocab.txt",
         f"--data.init_args.video_shards={data}/webvid/{{00000..00003}}.tar",
         f"--data.init_args.image_shards={data}/cc3m/{{00000..00001}}.tar",
-        f"--data.init_args.validation_shards={data}/heldout/{{00004..00005}}.tar",
+        f"--data.init_args.validation_shards={data}/validation/{{00004..00005}}.tar",
         f"--data.init_args.batch_size={BATCH}",
         "--data.init_args.num_workers=1",
         "--trainer.strategy=ddp",

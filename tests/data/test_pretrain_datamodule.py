@@ -14,7 +14,7 @@ def datamodule(root: Path, **overrides) -> PretrainDataModule:
         "tokenizer": str(root / "vocab.txt"),
         "video_shards": str(root / "webvid" / "{00000..00003}.tar"),
         "image_shards": str(root / "cc3m" / "{00000..00001}.tar"),
-        "validation_shards": str(root / "heldout" / "{00004..00005}.tar"),
+        "validation_shards": str(root / "validation" / "{00004..00005}.tar"),
         "batch_size": 4,
         "validation_batch_size": 3,
         "num_frames": 4,

@@ -383,7 +383,7 @@ def test_synthetic_qa_counts_and_shared_videos(synthetic_data: Path, tmp_path: P
         for url in expand_urls(synthetic["splits"]["validation"]["urls"])
         for clip in iter_shard(str(synthetic_data / url))
     }
-    assert len(validation_keys) == 4
+    assert len(validation_keys) == 8
     assert len(os.listdir(out / "videos")) == 16 + 8
     for setting, manifest in manifests.items():
         assert manifest["setting"] == setting

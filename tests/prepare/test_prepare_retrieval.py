@@ -288,7 +288,7 @@ def test_synthetic_retrieval(synthetic_data: Path, tmp_path: Path) -> None:
         for url in expand_urls(synthetic["splits"]["validation"]["urls"])
         for clip in iter_shard(str(source / url))
     }
-    assert len(validation) == 4
+    assert len(validation) == 8
     assert not validation & {r["video_id"] for r in val + test}
     assert [r["captions"] for r in val + test] == [[record["caption"]] for record in heldout]
     assert len(os.listdir(out / "videos")) == 5 + heldout_count
