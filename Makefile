@@ -70,6 +70,10 @@ sweep-synthetic: $(STAMP) $(SYNTHETIC_BENCHMARKS) ## evaluate every quickstart c
 sweep-ablations: $(STAMP) $(SYNTHETIC_BENCHMARKS) ## pretrain Clover and its ablations (3 seeds) on the synthetic data, then evaluate (hours)
 	CLOVER_DATA=$(DATA) $(BIN)/clover-pl sweep --config conf/sweeps/ablations_synthetic.yaml
 
+study-objective: $(STAMP) $(SYNTHETIC_BENCHMARKS) ## the objective study: 5 arms x 5 seeds, seed by seed, then its table and figure
+	CLOVER_DATA=$(DATA) $(BIN)/python -m clover_pl.sweeps.study run --config conf/sweeps/objective_study.yaml
+	CLOVER_DATA=$(DATA) $(BIN)/python -m clover_pl.sweeps.study report --config conf/sweeps/objective_study.yaml
+
 bench: $(STAMP) ## backbone fwd+bwd, pretraining step (bare loop vs Lightning), speed levers + MFU; see bench/RESULTS.md
 	$(BIN)/python bench/backbone.py
 	$(BIN)/python bench/pretrain_step.py
@@ -87,4 +91,4 @@ clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache lightning_logs outputs
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help install lint format test test-all test-gpu quickstart sweep-synthetic sweep-ablations bench bench-gpu print-config clean
+.PHONY: help install lint format test test-all test-gpu quickstart sweep-synthetic sweep-ablations study-objective bench bench-gpu print-config clean
