@@ -133,10 +133,12 @@ def summarise(
     return arms, differences
 
 
-def _show(value: tuple[float, float, float] | None, digits: int) -> str:
+def _show(value: tuple[float, float, float] | None, digits: int, seeds: int) -> str:
     if value is None:
         return "-"
     mean, low, high = value
+    if seeds < 2:
+        return f"{mean:.{digits}f} (1 seed, no interval)"
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
@@ -146,7 +148,7 @@ def to_markdown(rows: list[dict[str, Any]], key: str, metrics: list[str]) -> str
     lines = [header, "|" + "---|" * (len(metrics) + 2)]
     for row in rows:
         digits = [3 if metric.endswith("mrr") else 1 for metric in metrics]
-        cells = [_show(row[metric], d) for metric, d in zip(metrics, digits, strict=True)]
+        cells = [_show(row[metric], d, len(row["seeds"])) for metric, d in zip(metrics, digits, strict=True)]
         lines.append(f"| {row[key]} | {','.join(map(str, row['seeds']))} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
