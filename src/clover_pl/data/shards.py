@@ -23,7 +23,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import braceexpand
-import webdataset
 
 SHARD_DIGITS = 5
 """Digits of a shard file name (video2dataset's and img2dataset's ``oom_shard_count``)."""
@@ -138,6 +137,8 @@ def write_tar(path: str, samples: Iterable[dict[str, Any]]) -> int:
     temporary = path + ".tmp"
     count = 0
     try:
+        import webdataset  # here, not at the top: webdataset imports torch, which `prepare --help` must not wait for
+
         with open(temporary, "wb") as stream, webdataset.TarWriter(stream, encoder=False, mtime=_FIXED_MTIME) as tar:
             for sample in samples:
                 members = {name: _to_bytes(value) for name, value in sample.items() if name != "__key__"}

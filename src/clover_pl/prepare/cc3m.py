@@ -30,23 +30,15 @@ import hashlib
 import json
 import os
 import re
-import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from clover_pl.data.video import DecodeError, decode_image
-from clover_pl.prepare.manifest import index_shards, verify_dataset, write_manifest
-from clover_pl.prepare.workers import (
-    Dropped,
-    ShardTally,
-    add_shared_arguments,
-    convert_rows,
-    print_summary,
-    report_problems,
-    summarize,
-)
+from clover_pl.prepare.errors import InputError, checked_rows
+from clover_pl.prepare.manifest import write_manifest
+from clover_pl.prepare.shard_command import check_positive, run_shard_command
+from clover_pl.prepare.workers import Dropped, ShardTally, add_shared_arguments, convert_rows, count_lines, summarize
 
 LAYOUTS = ("auto", "img2dataset", "row", "crc32")
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
@@ -59,7 +51,8 @@ def read_cc3m_tsv(path: str) -> Iterator[tuple[int, list[str | None] | None]]:
     """The data rows of a CC3M TSV as ``(index, [caption, url, None])``; ``(index, None)`` when not two fields."""
     with open(path, encoding="utf-8-sig", newline="") as stream:
         index = 0
-        for line_number, fields in enumerate(csv.reader(stream, delimiter="\t", quoting=csv.QUOTE_NONE)):
+        rows = checked_rows(path, csv.reader(stream, delimiter="\t", quoting=csv.QUOTE_NONE))
+        for line_number, fields in enumerate(rows):
             if line_number == 0 and [field.strip().lower() for field in fields] == ["caption", "url"]:
                 continue  # img2dataset's recipe adds this header
             if fields:  # blank lines are not rows
@@ -86,7 +79,7 @@ def detect_layout(images: str) -> str:
                 return "row"
             if entry.is_file() and entry.name.isdigit():
                 return "crc32"
-    raise ValueError(f"{images}: no 00000/ folder, 000000000.jpg or crc32-named file; pass --layout")
+    raise InputError(f"{images}: no 00000/ folder, 000000000.jpg or crc32-named file; pass --layout")
 
 
 def img2dataset_key_digits(images: str) -> int:
@@ -96,7 +89,7 @@ def img2dataset_key_digits(images: str) -> int:
             match = _KEYED_IMAGE.fullmatch(name)
             if match:
                 return len(match[1])
-    raise ValueError(f"{images}: no KEY.jpg inside its 00000/ folders")
+    raise InputError(f"{images}: no KEY.jpg inside its 00000/ folders")
 
 
 def image_extension(data: bytes) -> str | None:
@@ -141,6 +134,8 @@ class CC3MConverter:
             raise Dropped("unreadable") from error
         if not data:
             raise Dropped("empty_file")
+        from clover_pl.data.video import DecodeError, decode_image  # torch: not imported by --help
+
         try:
             _, _, height, width = decode_image(data).shape
         except DecodeError as error:
@@ -216,7 +211,7 @@ def prepare_cc3m(
     """
     layout = detect_layout(images) if layout == "auto" else layout
     if tsv is None and layout != "img2dataset":
-        raise ValueError(f"the {layout!r} layout needs --tsv (only an img2dataset folder carries its captions)")
+        raise InputError(f"the {layout!r} layout needs --tsv (only an img2dataset folder carries its captions)")
     digits = img2dataset_key_digits(images) if layout == "img2dataset" else 9
     settings = {
         "samples_per_shard": samples_per_shard,
@@ -227,7 +222,8 @@ def prepare_cc3m(
     converter = CC3MConverter(os.path.abspath(images), layout, digits, max_caption_chars)
     rows = read_cc3m_tsv(tsv) if tsv else read_img2dataset_folder(images)
     fingerprinted = {"dataset": "cc3m", "key_digits": digits, **settings}
-    stats = convert_rows(rows, converter, out, samples_per_shard, fingerprinted, workers, "cc3m")
+    total = count_lines(tsv) if tsv else None
+    stats = convert_rows(rows, converter, out, samples_per_shard, fingerprinted, workers, "cc3m", total)
     shards, summary = summarize(stats, out)
     summary["duration_seconds"] = None
     source = {"tsv": os.path.abspath(tsv) if tsv else None, "images": os.path.abspath(images)}
@@ -264,31 +260,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_shared_arguments(parser, samples_per_shard=10000, layout="img2dataset")
     args = parser.parse_args(argv)
-    if args.verify:
-        if args.tsv or args.images or args.shards:
-            print("--verify re-reads OUT as it is: the input options are not used", file=sys.stderr)
-        return report_problems(verify_dataset(args.out, workers=args.workers), f"verify {args.out}")
-    if args.shards:
-        if args.tsv or args.images:
-            parser.error("--shards takes no --tsv or --images: the shards stay as they are")
-        manifest, problems = index_shards(args.shards, args.out, "cc3m", "image", "img2dataset", args.workers)
-        if manifest:
-            print_summary(manifest, args.out, "CC3M_SHARDS")
-        return report_problems(problems, f"index {args.shards}")
-    if not args.images:
-        parser.error("give --images (with --tsv unless it is an img2dataset folder), or --shards DIR, or --verify")
-    for name in ("samples_per_shard", "workers", "max_caption_chars"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
-    try:
-        manifest = prepare_cc3m(
+    if not args.verify and not args.shards:
+        if not args.images:
+            parser.error("give --images (with --tsv unless it is an img2dataset folder), or --shards DIR, or --verify")
+        check_positive(parser, args, ("samples_per_shard", "workers", "max_caption_chars"))
+
+    def convert() -> dict[str, Any]:
+        return prepare_cc3m(
             args.tsv, args.images, args.out, args.samples_per_shard, args.workers, args.layout, args.max_caption_chars
         )
-    except (OSError, ValueError, csv.Error) as error:
-        print(f"clover-pl prepare cc3m: {error}")
-        return 2
-    except KeyboardInterrupt:
-        print("clover-pl prepare cc3m: interrupted; finished shards are kept: run the same command to go on")
-        return 130
-    print_summary(manifest, args.out, "CC3M_SHARDS")
-    return 0
+
+    given = {"--tsv": args.tsv, "--images": args.images}
+    return run_shard_command(parser, args, ("cc3m", "image", "img2dataset", "CC3M_SHARDS"), given, convert)

@@ -16,7 +16,6 @@ distinct videos of the json in first-appearance order. ``video_id`` is the annot
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from collections import Counter, defaultdict
 from typing import Any
@@ -28,6 +27,7 @@ from clover_pl.data.retrieval_manifest import (
     summary_line,
     write_retrieval_manifest,
 )
+from clover_pl.prepare.errors import InputError, read_json
 
 ANNOTATED_SECONDS = 30.0
 """DiDeMo annotates at most the first six 5-second chunks."""
@@ -37,16 +37,15 @@ def read_descriptions(path: str) -> dict[str, list[str]]:
     """Descriptions per video file name from a ``{split}_data.json``, in annotation order (raw strings).
 
     Raises:
-        ValueError: the file is not a JSON list of objects with ``video``.
+        InputError: the file is not a JSON list of objects with ``video``.
     """
-    with open(path, encoding="utf-8") as stream:
-        data = json.load(stream)
+    data = read_json(path, "a JSON list of descriptions (DiDeMo {split}_data.json)")
     if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON list of descriptions (DiDeMo {{split}}_data.json)")
+        raise InputError(f"{path}: expected a JSON list of descriptions (DiDeMo {{split}}_data.json)")
     descriptions: dict[str, list[str]] = defaultdict(list)
     for position, item in enumerate(data):
         if not isinstance(item, dict) or not isinstance(item.get("video"), str):
-            raise ValueError(f"{path}: item {position} has no 'video' file name: {item!r}")
+            raise InputError(f"{path}: item {position} has no 'video' file name: {item!r:.80}")
         descriptions[item["video"]].append(str(item.get("description") or ""))
     return dict(descriptions)
 

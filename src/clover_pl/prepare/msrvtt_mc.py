@@ -18,6 +18,7 @@ from typing import Any
 
 from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
 from clover_pl.data.retrieval_manifest import VideoIndex
+from clover_pl.prepare.errors import InputError
 from clover_pl.prepare.qa_common import (
     NUM_OPTIONS,
     SplitBuilder,
@@ -37,7 +38,7 @@ def read_items(path: str, problems: ProblemLog) -> list[tuple[str, Any]]:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: a JSON-list file that does not parse.
+        InputError: a JSON-list file that does not parse.
     """
     with open(require_file(path), encoding="utf-8-sig") as stream:
         text = stream.read()
@@ -45,7 +46,10 @@ def read_items(path: str, problems: ProblemLog) -> list[tuple[str, Any]]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
+            raise InputError(
+                f"{path}: not valid JSON at line {error.lineno} column {error.colno}: {error.msg}; expected a JSON "
+                "list or one JSON object per line (msrvtt_retrieval_mc_test.jsonl)"
+            ) from None
         return [(str(position), item) for position, item in enumerate(data)]
     items: list[tuple[str, Any]] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -71,7 +75,7 @@ def prepare_msrvtt_mc(annotations: str, videos: str, out: str) -> dict[str, Any]
 
     Raises:
         FileNotFoundError: the annotation file or the video folder does not exist (the message names it).
-        ValueError: a JSON-list file that does not parse.
+        InputError: a JSON-list file that does not parse.
     """
     problems = ProblemLog()
     items = read_items(annotations, problems)

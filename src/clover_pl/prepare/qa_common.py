@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from clover_pl.data.qa_manifest import BLANK, PROBLEMS_NAME, ProblemLog, qa_summary_line
+from clover_pl.prepare.errors import InputError, read_json, require_file, require_folder  # noqa: F401 (re-exported)
 
 QUESTION_WORDS = ("what", "who", "how", "where", "when")
 """The question types of MSRVTT-QA and MSVD-QA (the first word of the question); any other word is ``other``."""
@@ -39,39 +40,16 @@ OPEN_ENDED_SCORING = (
 """The scoring sentence of every open-ended and fill-in-the-blank protocol (spec/formats.md §14)."""
 
 
-def require_file(path: str) -> str:
-    """Return ``path`` if it is a file.
-
-    Raises:
-        FileNotFoundError: it is not, with the path in the message.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: file not found")
-    return path
-
-
-def require_folder(path: str) -> str:
-    """Return ``path`` if it is a folder (the video folder).
-
-    Raises:
-        FileNotFoundError: it is not, with the path in the message.
-    """
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"{path}: video folder not found")
-    return path
-
-
 def read_json_list(path: str) -> list[Any]:
     """The items of a JSON file that holds a list (``{split}_qa.json``).
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file does not hold a JSON list.
+        InputError: the file is not valid JSON (a truncated download) or does not hold a list.
     """
-    with open(require_file(path), encoding="utf-8-sig") as stream:
-        data = json.load(stream)
+    data = read_json(path, "a JSON list of questions")
     if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON list of questions, got {type(data).__name__}")
+        raise InputError(f"{path}: expected a JSON list of questions, got {type(data).__name__}")
     return data
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
 from clover_pl.data.retrieval_manifest import VideoIndex
+from clover_pl.prepare.errors import InputError, checked_rows
 from clover_pl.prepare.qa_common import (
     NUM_OPTIONS,
     OPEN_ENDED_SCORING,
@@ -56,15 +57,16 @@ def read_question_csv(path: str, columns: tuple[str, ...]) -> tuple[list[str], l
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the header lacks one of ``columns``.
+        InputError: the file is not a readable TSV, or its header lacks one of ``columns``.
     """
     with open(require_file(path), encoding="utf-8-sig", newline="") as stream:
         reader = csv.reader(stream, delimiter="\t")
-        header = [name.strip() for name in next(reader, [])]
-        rows = [(reader.line_num, cells) for cells in reader if any(cell.strip() for cell in cells)]
+        checked = checked_rows(path, reader)
+        header = [name.strip() for name in next(checked, [])]
+        rows = [(reader.line_num, cells) for cells in checked if any(cell.strip() for cell in cells)]
     missing = [name for name in columns if name not in header]
     if missing:
-        raise ValueError(f"{path}: the header lacks {', '.join(missing)} (header: {' '.join(header)})")
+        raise InputError(f"{path}: the header lacks {', '.join(missing)} (header: {' '.join(header)})")
     return header, rows
 
 

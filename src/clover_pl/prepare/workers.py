@@ -1,4 +1,4 @@
-"""What every converter of ``clover-pl prepare`` shares: a process pool over shards, progress lines, and resuming.
+"""What every converter of ``clover-pl prepare`` shares: a process pool over shards, a progress bar, and resuming.
 
 A conversion is a stream of input rows ``(index, row)``. Row ``index`` goes to shard ``index // samples_per_shard``
 and gets the key ``make_key(shard, index % samples_per_shard)``, so the same input always gives the same shards,
@@ -23,7 +23,6 @@ import os
 import queue
 import re
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +31,8 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from clover_pl.data.shards import SHARD_DIGITS, make_key, stats_path, write_tar
+from clover_pl.prepare.errors import InputError
+from clover_pl.progress import note, progress_bar
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")
@@ -99,34 +100,6 @@ def _worker_signals() -> None:
     that arrives just before the worker blocks on the pool's queue lock, and the worker would then never exit.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-class Progress:
-    """One line per finished shard on stderr: its counts, how many shards are done, and the rate so far."""
-
-    def __init__(self, label: str, total_shards: int | None = None, unit: str = "samples") -> None:
-        self.label = label
-        self.total_shards = total_shards
-        self.unit = unit
-        self.began = time.perf_counter()
-        self.shards = 0
-        self.items = 0
-
-    def note(self, message: str) -> None:
-        """Print a line that is not about one shard."""
-        print(f"[{self.label}] {message}", file=sys.stderr, flush=True)
-
-    def shard_done(self, name: str, items: int, detail: str = "") -> None:
-        """Report a finished shard holding ``items`` samples (or checked samples)."""
-        self.shards += 1
-        self.items += items
-        elapsed = max(time.perf_counter() - self.began, 1e-9)
-        done = f"{self.shards}/{self.total_shards}" if self.total_shards else f"{self.shards}"
-        extra = f", {detail}" if detail else ""
-        self.note(
-            f"shard {name}: {items} {self.unit}{extra} | {done} shards, {self.items} {self.unit} "
-            f"in {elapsed:.1f} s ({self.items / elapsed:.1f}/s)"
-        )
 
 
 class Dropped(Exception):  # noqa: N818 (a control-flow signal, not an error of the program)
@@ -250,6 +223,7 @@ def convert_rows(
     settings: dict[str, Any],
     workers: int,
     label: str,
+    total_rows: int | None = None,
 ) -> list[dict[str, Any]]:
     """Convert a stream of rows into the shards ``out/{00000..}.tar``, resuming an interrupted run.
 
@@ -260,7 +234,8 @@ def convert_rows(
         samples_per_shard: rows per shard (row ``index`` goes to shard ``index // samples_per_shard``).
         settings: everything that changes the output; part of every shard's fingerprint.
         workers: processes (1: convert in this process).
-        label: name shown in the progress lines.
+        label: name shown in the progress bar.
+        total_rows: the number of input rows when known beforehand (the bar's total, for its ETA).
 
     Returns:
         The stats of every shard, in shard order (shard ``i`` at position ``i``).
@@ -268,9 +243,19 @@ def convert_rows(
     os.makedirs(out, exist_ok=True)
     _refuse_foreign_shards(out)
     remove_temporary_files(out)
-    progress = Progress(label)
     collected: dict[int, dict[str, Any]] = {}
     reused: list[int] = []
+    bar = progress_bar(total_rows, label, unit="rows")
+    counts: Counter[str] = Counter()
+
+    def advance(rows: int, stats: dict[str, Any]) -> None:
+        counts["shards"] += 1
+        counts["written"] += int(stats.get("successes", 0))
+        counts["dropped"] += sum(stats.get("prepare", {}).get("dropped", {}).values())
+        bar.set_postfix_str(
+            f"{counts['shards']} shards, {counts['written']} written, {counts['dropped']} dropped", refresh=False
+        )
+        bar.update(rows)
 
     def jobs() -> Iterator[ShardJob]:
         for shard_id, shard_rows in _group(rows, samples_per_shard):
@@ -279,22 +264,38 @@ def convert_rows(
             if stats is not None:
                 collected[shard_id] = stats
                 reused.append(shard_id)
+                advance(len(shard_rows), stats)
                 continue
+            pending_rows[shard_id] = len(shard_rows)
             yield ShardJob(shard_id, shard_rows, shard_fingerprint)
 
+    pending_rows: dict[int, int] = {}
     work = partial(convert_shard, converter, out, samples_per_shard)
     try:
-        for shard_id, stats, seconds in map_unordered(work, jobs(), workers):
-            collected[shard_id] = stats
-            dropped = sum(stats["prepare"]["dropped"].values())
-            progress.shard_done(shard_name(shard_id), stats["successes"], f"{dropped} dropped, {seconds:.1f} s")
+        with bar:
+            for shard_id, stats, _ in map_unordered(work, jobs(), workers):
+                collected[shard_id] = stats
+                advance(pending_rows.pop(shard_id), stats)
+            if bar.total is not None and bar.n != bar.total:  # the total was counted from lines: end at 100%
+                bar.total = bar.n
+                bar.refresh()
     finally:
         remove_temporary_files(out)  # those of workers stopped mid-shard (an interrupt, another shard's error)
     if reused:
-        progress.note(f"kept {len(reused)} shard(s) finished by an earlier run")
+        note(f"[{label}] kept {len(reused)} shard(s) finished by an earlier run")
     count = max(collected) + 1 if collected else 0
     remove_stale_shards(out, count)
     return [collected[shard_id] for shard_id in range(count)]
+
+
+def count_lines(path: str) -> int:
+    """Lines of a text file (a last line without a newline counts), read in 1 MiB blocks: a progress bar's total."""
+    lines, last = 0, b"\n"
+    with open(path, "rb") as stream:
+        while block := stream.read(1 << 20):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
 
 
 def _group(rows: Iterable[tuple[int, Any]], samples_per_shard: int) -> Iterator[tuple[int, list[tuple[int, Any]]]]:
@@ -323,7 +324,7 @@ def _refuse_foreign_shards(out: str) -> None:
             except (OSError, ValueError, AttributeError):
                 ours = False
             if not ours:
-                raise ValueError(f"{out} holds shards that clover-pl did not convert ({name}); choose another --out")
+                raise InputError(f"{out} holds shards that clover-pl did not convert ({name}); choose another --out")
 
 
 def remove_temporary_files(out: str) -> None:
@@ -375,8 +376,15 @@ def add_shared_arguments(parser: argparse.ArgumentParser, samples_per_shard: int
     parser.add_argument(
         "--verify",
         action="store_true",
-        help="re-read OUT (manifest and every shard, media decoded) and print the problems; writes nothing; "
-        "exit status 1 if there are any",
+        help="re-read OUT (manifest and every shard, each sample decoded as the training loader decodes it: every "
+        "frame of a video) and print the problems, among them every sample the loader would skip, with its reason; "
+        "writes nothing; exit status 1 if there are any",
+    )
+    parser.add_argument(
+        "--no-decode",
+        action="store_true",
+        help="with --verify or --shards: check structure, captions and counts only, without decoding media "
+        "(much faster; clips that the loader would skip as bad media go unnoticed)",
     )
     parser.add_argument("--samples-per-shard", type=int, default=samples_per_shard, help="rows per shard")
     parser.add_argument("--workers", type=int, default=default_workers(), help="processes (default min(4, cpus))")
@@ -386,10 +394,13 @@ def add_shared_arguments(parser: argparse.ArgumentParser, samples_per_shard: int
 
 
 def report_problems(problems: list[str], what: str) -> int:
-    """Print problems on stdout; the exit status: 1 if there are any."""
+    """Print problems on stdout, then a total with the samples the loader would skip by reason; 1 if any."""
     for problem in problems:
         print(problem)
-    print(f"{what}: {len(problems)} problem(s)" if problems else f"{what}: no problems")
+    marker = "the loader would skip it as "
+    skips = Counter(line.split(marker, 1)[1].split(" ", 1)[0] for line in problems if marker in line)
+    by_reason = f" ({', '.join(f'{reason} {count}' for reason, count in sorted(skips.items()))})" if skips else ""
+    print(f"{what}: {len(problems)} problem(s){by_reason}" if problems else f"{what}: no problems")
     return 1 if problems else 0
 
 
@@ -397,8 +408,11 @@ def print_summary(manifest: dict[str, Any], out: str, variable: str) -> None:
     """The result of a preparation on stdout, with the ``export`` line that configs read."""
     dropped = ", ".join(f"{reason} {count}" for reason, count in manifest.get("dropped", {}).items()) or "none"
     urls = "::".join(os.path.join(os.path.abspath(out), part) for part in manifest["urls"].split("::"))
+    failed = f"{manifest['failed']} failed downloads ({100 * float(manifest.get('failed_share', 0.0)):.1f}%"
+    status = manifest.get("failed_status") or {}
+    failed += (": " + ", ".join(f"{name} {count}" for name, count in status.items()) + ")") if status else ")"
     print(
-        f"{manifest['dataset']}: {manifest['samples']} samples ({manifest['failed']} failed) in "
-        f"{len(manifest['shards'])} shards; dropped: {dropped}; manifest {os.path.join(out, 'manifest.json')}"
+        f"{manifest['dataset']}: {manifest['samples']} samples, {failed} in {len(manifest['shards'])} shards; "
+        f"dropped: {dropped}; manifest {os.path.join(out, 'manifest.json')}"
     )
     print(f"export {variable}='{urls}'")

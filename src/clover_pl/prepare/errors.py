@@ -1,0 +1,91 @@
+"""User errors of ``clover-pl prepare``: one line naming the file or option, exit status 2, no traceback.
+
+Converters raise :class:`InputError` (or ``FileNotFoundError``) for input that the user must fix; the dispatcher in
+``clover_pl.prepare`` prints the message. Every other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+
+class InputError(ValueError):
+    """An input file or option that cannot be used; the message names it and says what was expected."""
+
+
+def require_file(path: str) -> str:
+    """Return ``path`` if it is a file.
+
+    Raises:
+        FileNotFoundError: it is not, with the path in the message.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: file not found")
+    return path
+
+
+def require_folder(path: str) -> str:
+    """Return ``path`` if it is a folder (the video folder).
+
+    Raises:
+        FileNotFoundError: it is not, with the path in the message.
+    """
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{path}: video folder not found")
+    return path
+
+
+def read_json(path: str, what: str) -> Any:
+    """The JSON value in ``path`` (a BOM is allowed).
+
+    Args:
+        path: the file.
+        what: what the file should be, for the message (``"MSRVTT_data.json"``, ``"a {split}_qa.json list"``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        InputError: the file is not UTF-8 or not valid JSON (e.g. a download cut short), naming where it breaks.
+    """
+    try:
+        with open(require_file(path), encoding="utf-8-sig") as stream:
+            return json.load(stream)
+    except json.JSONDecodeError as error:
+        cut = " (the file ends early: an interrupted download?)" if error.pos >= _size(path) - 1 else ""
+        raise InputError(
+            f"{path}: not valid JSON at line {error.lineno} column {error.colno}: {error.msg}{cut}; expected {what}"
+        ) from None
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path}: not UTF-8 text (byte {error.start}); expected {what}") from None
+
+
+def _size(path: str) -> int:
+    try:
+        with open(path, encoding="utf-8-sig") as stream:
+            return len(stream.read())
+    except (OSError, UnicodeDecodeError):
+        return 0
+
+
+def checked_rows(path: str, reader: Iterable[list[str]]) -> Iterator[list[str]]:
+    """The rows of a ``csv.reader`` on ``path``, its errors turned into one `InputError` naming file and line.
+
+    The reader's errors are a NUL byte, a field over the size limit, a bad quote in strict mode; undecodable bytes
+    come from the file underneath.
+    """
+    rows = iter(reader)
+    line = 0
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise InputError(f"{path}: unreadable CSV/TSV after line {line}: {error}") from None
+        except UnicodeDecodeError as error:
+            raise InputError(f"{path}: not UTF-8 text after line {line} (byte {error.start})") from None
+        line = getattr(reader, "line_num", line + 1)
+        yield row
