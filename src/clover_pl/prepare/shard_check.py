@@ -29,7 +29,7 @@ from clover_pl.prepare.manifest import (
 )
 from clover_pl.prepare.media_check import failure_status, loader_skip
 from clover_pl.prepare.workers import map_unordered
-from clover_pl.progress import progress_bar
+from clover_pl.progress import progress
 
 _MEMBER = re.compile(r"(?P<key>(?P<base>\d+)(?:_\d+)?)\.(?P<ext>[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*)")
 
@@ -215,7 +215,7 @@ def verify_dataset(out: str, workers: int = 1, decode: bool = True) -> list[str]
     found: dict[str, list[str]] = {}
     jobs = list(zip(paths, shards, strict=True))
     count = len(problems)
-    with progress_bar(total, f"verify {manifest.get('dataset', '?')}", unit="samples") as bar:
+    with progress(total=total, desc=f"verify {manifest.get('dataset', '?')}", unit="samples") as bar:
         for path, scan, shard_problems in map_unordered(partial(_verify_shard, kind, decode), jobs, workers):
             found[path] = shard_problems
             count += len(shard_problems)
@@ -262,7 +262,7 @@ def index_shards(
     results = {}
     work = partial(_index_shard, kind, decode)
     running: Counter[str] = Counter()
-    with progress_bar(len(names), f"index {dataset}", unit="shards") as bar:
+    with progress(total=len(names), desc=f"index {dataset}", unit="shards") as bar:
         for path, scan, problems, stats in map_unordered(work, [os.path.join(shards_dir, n) for n in names], workers):
             results[path] = (scan, problems, stats)
             running.update(samples=scan.samples, failed=scan.failed, problems=len(problems))

@@ -23,6 +23,7 @@ import os
 import queue
 import re
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -32,7 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 from clover_pl.data.shards import SHARD_DIGITS, make_key, stats_path, write_tar
 from clover_pl.prepare.errors import InputError
-from clover_pl.progress import note, progress_bar
+from clover_pl.progress import progress
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")
@@ -245,7 +246,7 @@ def convert_rows(
     remove_temporary_files(out)
     collected: dict[int, dict[str, Any]] = {}
     reused: list[int] = []
-    bar = progress_bar(total_rows, label, unit="rows")
+    bar = progress(total=total_rows, desc=label, unit="rows")
     counts: Counter[str] = Counter()
 
     def advance(rows: int, stats: dict[str, Any]) -> None:
@@ -282,7 +283,7 @@ def convert_rows(
     finally:
         remove_temporary_files(out)  # those of workers stopped mid-shard (an interrupt, another shard's error)
     if reused:
-        note(f"[{label}] kept {len(reused)} shard(s) finished by an earlier run")
+        print(f"[{label}] kept {len(reused)} shard(s) finished by an earlier run", file=sys.stderr)
     count = max(collected) + 1 if collected else 0
     remove_stale_shards(out, count)
     return [collected[shard_id] for shard_id in range(count)]
