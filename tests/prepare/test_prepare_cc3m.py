@@ -184,13 +184,15 @@ def test_tsv_header_and_folder_layouts_give_the_same_shards(prepared: Path, raw:
     assert alone["rows"] == 9  # the images present: rows without a download are not rows of the folder
 
 
-def test_img2dataset_folder_rows_must_match_the_tsv_urls(raw: Path, tmp_path) -> None:
+def test_img2dataset_images_are_matched_to_rows_by_url(raw: Path, tmp_path) -> None:
     images = tmp_path / "images"
     shutil.copytree(raw / "img2dataset", images)
     meta = json.loads((images / "00000/000000000.json").read_text())
     (images / "00000/000000000.json").write_text(json.dumps({**meta, "url": "http://elsewhere/0.jpg"}))
     assert prepare(tmp_path / "out", "--tsv", str(raw / "Train_GCC-training.tsv"), "--images", str(images)) == 0
-    assert read_manifest(str(tmp_path / "out"))["dropped"]["url_mismatch"] == 1
+    manifest = read_manifest(str(tmp_path / "out"))
+    assert manifest["dropped"]["missing_file"] == 2  # row 2 (never downloaded) and row 0 (no image has its url)
+    assert manifest["unmatched_images"] == 1
 
 
 def test_a_tsv_is_needed_unless_the_folder_carries_captions(raw: Path, tmp_path, capsys) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -244,6 +245,9 @@ def convert_rows(
     os.makedirs(out, exist_ok=True)
     _refuse_foreign_shards(out)
     remove_temporary_files(out)
+    rows = iter(rows)
+    first = next(rows, None)  # a header that cannot be used fails here, before a progress bar is drawn
+    rows = itertools.chain([first] if first is not None else [], rows)
     collected: dict[int, dict[str, Any]] = {}
     reused: list[int] = []
     bar = progress(total=total_rows, desc=label, unit="rows")
