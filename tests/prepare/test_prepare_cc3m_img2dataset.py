@@ -107,7 +107,7 @@ def test_a_multi_file_img2dataset_output_is_matched_by_url(
 ) -> None:
     tsv, expected = reference
     keys = write_img2dataset_output(tmp_path / "i2d", [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10]], output_format)
-    assert keys[6] == "000020" and keys[7] == "000021"  # the second input file starts shard 2: keys != rows
+    assert (keys[6], keys[7]) == ("000020", "000021")  # the second input file starts shard 2: keys != rows
     assert prepare(tmp_path / "out", "--tsv", str(tsv), "--images", str(tmp_path / "i2d")) == 0
     assert tar_hashes(tmp_path / "out") == tar_hashes(expected)  # same samples, same keys, same bytes
     manifest = read_manifest(str(tmp_path / "out"))
