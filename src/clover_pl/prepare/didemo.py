@@ -1,7 +1,7 @@
 """``clover-pl prepare didemo``: DiDeMo paragraph-to-video retrieval from the public annotation files.
 
-Inputs (spec/formats.md §10): ``{train,val,test}_data.json`` (a JSON list, one object per description:
-``{"annotation_id", "description", "video", "times", ...}``), optionally collaborative-experts'
+Inputs (dataset card: data_modules/didemo/README.md): ``{train,val,test}_data.json`` (a JSON list, one object per
+description: ``{"annotation_id", "description", "video", "times", ...}``), optionally collaborative-experts'
 ``{train,val,test}_list.txt`` (one video file name per line, extension included, trailing-dot names as they are),
 and a folder of videos. A video is the file named exactly as in the annotations (CLIP4Clip), anywhere below the
 folder, else any file with the same stem (ALPRO converts everything to ``.mp4``; ``name.`` has stem ``name``).

@@ -58,8 +58,20 @@ def read_json(path: str, what: str) -> Any:
         raise InputError(
             f"{path}: not valid JSON at line {error.lineno} column {error.colno}: {error.msg}{cut}; expected {what}"
         ) from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: {not_utf8(path)}; expected {what}") from None
+
+
+def not_utf8(path: str) -> str:
+    """Where a file stops being UTF-8: ``"not UTF-8 text: line 3, byte 0xe9 at offset 75"`` (read on error only)."""
+    with open(path, "rb") as stream:
+        data = stream.read()
+    try:
+        data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise InputError(f"{path}: not UTF-8 text (byte {error.start}); expected {what}") from None
+        line = data.count(b"\n", 0, error.start) + 1
+        return f"not UTF-8 text: line {line}, byte {data[error.start]:#04x} at offset {error.start}"
+    return "not UTF-8 text"
 
 
 def _size(path: str) -> int:
@@ -73,8 +85,8 @@ def _size(path: str) -> int:
 def checked_rows(path: str, reader: Iterable[list[str]]) -> Iterator[list[str]]:
     """The rows of a ``csv.reader`` on ``path``, its errors turned into one `InputError` naming file and line.
 
-    The reader's errors are a NUL byte, a field over the size limit, a bad quote in strict mode; undecodable bytes
-    come from the file underneath.
+    The reader's errors are a field over the size limit or a bad quote in strict mode; undecodable bytes (a file
+    saved in another encoding) come from the file underneath.
     """
     rows = iter(reader)
     line = 0
@@ -85,7 +97,7 @@ def checked_rows(path: str, reader: Iterable[list[str]]) -> Iterator[list[str]]:
             return
         except csv.Error as error:
             raise InputError(f"{path}: unreadable CSV/TSV after line {line}: {error}") from None
-        except UnicodeDecodeError as error:
-            raise InputError(f"{path}: not UTF-8 text after line {line} (byte {error.start})") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: {not_utf8(path)}; save it as UTF-8") from None
         line = getattr(reader, "line_num", line + 1)
         yield row

@@ -1,9 +1,9 @@
 """``clover-pl prepare lsmdc_fib``: LSMDC 2016 movie fill-in-the-blank to a VideoQA manifest.
 
-Inputs (spec/formats.md §11): ``LSMDC16_annos_{training,val,test}_FIB.csv``, TAB separated, no header, no quoting,
-8 fields per row: the 5-field prefix ``CLIP_ID, START_ALIGNED, END_ALIGNED, START_EXTRACTED, END_EXTRACTED``, then
-``SENTENCE`` (complete), ``FILL_IN`` (the sentence with the blank written ``_____``) and ``BLANK`` (the removed
-word, the answer).
+Inputs (dataset card: data_modules/lsmdc_fib/README.md): ``LSMDC16_annos_{training,val,test}_FIB.csv``, TAB
+separated, no header, no quoting, 8 fields per row: the 5-field prefix ``CLIP_ID, START_ALIGNED, END_ALIGNED,
+START_EXTRACTED, END_EXTRACTED``, then ``SENTENCE`` (complete), ``FILL_IN`` (the sentence with the blank written
+``_____``) and ``BLANK`` (the removed word, the answer).
 
 Each row becomes one record: ``question_id`` = ``{CLIP_ID}#{line}`` (a clip id is not unique; ``line`` is the
 1-based line number in the file), ``video_id`` the clip id, ``question`` the ``FILL_IN`` text with its blank marker

@@ -1,10 +1,10 @@
 """``clover-pl prepare msrvtt``: MSR-VTT retrieval (1k-A) from the public annotation files to a retrieval manifest.
 
-Inputs (spec/formats.md §5): ``MSRVTT_data.json`` (``{"videos": [...], "sentences": [{"caption", "video_id",
-"sen_id"}]}``, 20 captions per video), ``MSRVTT_train.9k.csv`` or ``MSRVTT_train.7k.csv`` (one column
-``video_id``), ``MSRVTT_JSFUSION_test.csv`` (``key,vid_key,video_id,sentence``, 1,000 rows, one fixed caption per
-video) and a folder of ``video{N}.mp4`` files, flat, in the official ``TrainValVideo/`` + ``TestVideo/`` layout or
-anywhere below (found recursively by stem; ``.mp4`` preferred, ``.webm`` and others accepted).
+Inputs (dataset card: data_modules/msrvtt/README.md): ``MSRVTT_data.json`` (``{"videos": [...], "sentences":
+[{"caption", "video_id", "sen_id"}]}``, 20 captions per video), ``MSRVTT_train.9k.csv`` or ``MSRVTT_train.7k.csv``
+(one column ``video_id``), ``MSRVTT_JSFUSION_test.csv`` (``key,vid_key,video_id,sentence``, 1,000 rows, one fixed
+caption per video) and a folder of ``video{N}.mp4`` files, flat, in the official ``TrainValVideo/`` + ``TestVideo/``
+layout or anywhere below (found recursively by stem; ``.mp4`` preferred, ``.webm`` and others accepted).
 
 Splits: ``train`` = the train list minus the carved ``val`` videos, all their captions in ``MSRVTT_data.json``
 order; ``test`` = 1k-A, each video with the csv's sentence as its only caption; ``val`` = ``--val-videos`` train-list

@@ -1,11 +1,11 @@
 """``clover-pl prepare tgif_qa``: TGIF-QA FrameQA, Action or Transition from the public csv files.
 
-Inputs (spec/formats.md §12): ``{Train,Test}_{task}_question.csv``. Despite the name they are TAB separated, with a
-header row, CRLF line endings and csv quoting (a quoted cell with doubled quotes inside reads as ``respond "no"``),
-so they are read with a csv reader, never split on TABs. Headers: FrameQA ``gif_name question answer type vid_id key
-description``; Action and Transition ``gif_name question a1 a2 a3 a4 a5 answer vid_id key``. The videos are
-``{gif_name}.gif`` (a converted ``{gif_name}.mp4`` is preferred when both exist), directly in the video folder or
-anywhere below it.
+Inputs (dataset card: data_modules/tgif_qa/README.md): ``{Train,Test}_{task}_question.csv``. Despite the name they
+are TAB separated, with a header row, CRLF line endings and csv quoting (a quoted cell with doubled quotes inside
+reads as ``respond "no"``), so they are read with a csv reader, never split on TABs. Headers: FrameQA ``gif_name
+question answer type vid_id key description``; Action and Transition ``gif_name question a1 a2 a3 a4 a5 answer
+vid_id key``. The videos are ``{gif_name}.gif`` (a converted ``{gif_name}.mp4`` is preferred when both exist),
+directly in the video folder or anywhere below it.
 
 ``question_id`` is the ``vid_id`` column (which holds a question id such as ``FRAMEQA1159``; repeats are reported as
 ``duplicate_id``), ``video_id`` the GIF name. FrameQA is open-ended with ``answer_type`` from ``type`` (0 object,

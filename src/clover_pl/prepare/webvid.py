@@ -1,9 +1,10 @@
 """``clover-pl prepare webvid``: WebVid-2M (CSV + downloaded videos, or video2dataset shards) to shards + manifest.
 
-From the official CSV (``videoid,name,page_idx,page_dir,duration,contentUrl``, spec/formats.md §1) and a folder
-of videos, data row ``i`` (header not counted) becomes the sample keyed ``make_key(i // n, i % n, n)`` of shard
-``i // n`` (``n`` = samples per shard), in the video2dataset layout (§3): members ``.json``, ``.mp4``, ``.txt``.
-A row's video is ``VIDEOS/{page_dir}/{videoid}.mp4``, or ``VIDEOS/{videoid}.mp4`` when the first is absent.
+From the official CSV (``videoid,name,page_idx,page_dir,duration,contentUrl``; dataset card:
+data_modules/webvid/README.md) and a folder of videos, data row ``i`` (header not counted) becomes the sample keyed
+``make_key(i // n, i % n, n)`` of shard ``i // n`` (``n`` = samples per shard), in the video2dataset layout (§3):
+members ``.json``, ``.mp4``, ``.txt``. A row's video is ``VIDEOS/{page_dir}/{videoid}.mp4``, or
+``VIDEOS/{videoid}.mp4`` when the first is absent.
 
 Rows are dropped, never written, and counted by the first reason that applies, in this order: ``bad_row`` (wrong
 field count, no videoid or page_dir, a path separator in them), ``empty_caption``, ``missing_file``, ``empty_file``
