@@ -8,8 +8,9 @@ epoch, since random sampling reaches the missing frames. Cost per clip: see the 
 
 Reasons are the loader's skip counters (``clover_pl.data.pretrain.SKIP_REASONS``): ``no_caption``,
 ``caption_not_utf8``, ``caption_empty``, ``no_media`` and ``bad_media_<DecodeError reason>``. A failed download
-(video2dataset keeps it as ``.json`` + ``.txt`` without media, status other than ``"success"``) is not a skip
-but its own count, ``failed_download``: it is missing data, not corrupt data.
+(video2dataset keeps it as ``.json`` + ``.txt`` without media; its ``.json`` status is not ``"success"``) is not a
+skip but its own count, ``failed_download``: missing data, not corrupt data. The rule is the loader's
+(``clover_pl.data.pipeline.failed_download``): the status decides, before the caption and the media are looked at.
 
 torch is imported on first use only, so that ``clover-pl prepare ... --help`` stays fast.
 """
@@ -77,13 +78,6 @@ def check_image(data: bytes) -> None:
     from clover_pl.data.video import decode_image
 
     decode_image(data)
-
-
-def is_failed_download(members: dict[str, Any]) -> bool:
-    """A video2dataset / img2dataset failure: no media member, and a ``.json`` whose status is not ``"success"``."""
-    if any(extension in members for extension in VIDEO_MEMBERS + IMAGE_MEMBERS):
-        return False
-    return failure_status(members) is not None
 
 
 def failure_status(members: dict[str, Any]) -> str | None:

@@ -121,7 +121,7 @@ def _finish_sample(
     sources: set[str],
 ) -> None:
     has_media = any(ext in members for ext in media)
-    status = None if has_media else failure_status(members)
+    status = failure_status(members)  # the loader's rule: the status alone makes a failed download
     if status is not None:
         scan.failed += 1
         scan.failed_status[status] += 1
