@@ -32,4 +32,3 @@ def test_every_converters_help_imports_neither_torch_nor_lightning() -> None:
     assert "HEAVY []" in result.stderr
     for option in ("--csv", "--tsv", "--annotations", "--verify", "--no-decode"):
         assert option in result.stdout
-

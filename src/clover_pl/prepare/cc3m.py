@@ -25,7 +25,6 @@ Rows are dropped and counted by the first reason that applies: ``bad_row`` (not 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
@@ -49,8 +48,8 @@ from clover_pl.prepare.img2dataset import (
     shard_folders,
 )
 from clover_pl.prepare.manifest import write_manifest
-from clover_pl.prepare.shard_command import check_positive, run_shard_command
-from clover_pl.prepare.workers import Dropped, ShardTally, add_shared_arguments, convert_rows, count_lines, summarize
+from clover_pl.prepare.shard_command import add_shared_arguments, check_positive, run_shard_command, shard_parser
+from clover_pl.prepare.workers import Dropped, ShardTally, convert_rows, count_lines, summarize
 
 LAYOUTS = ("auto", "img2dataset", "row", "crc32")
 _ROW_IMAGE = re.compile(rf"\d{{9}}\.({'|'.join(IMAGE_EXTENSIONS)})")
@@ -249,15 +248,15 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status: 0, 1 when ``--verify`` or ``--shards`` found problems, 2 for unusable input.
     """
-    parser = argparse.ArgumentParser(
-        prog="clover-pl prepare cc3m",
-        description="CC3M to webdataset shards (img2dataset layout) and OUT/manifest.json.",
-        epilog="examples:\n"
-        "  clover-pl prepare cc3m --tsv Train_GCC-training.tsv --images images --out data/cc3m\n"
-        "  clover-pl prepare cc3m --images img2dataset_files --out data/cc3m\n"
-        "  clover-pl prepare cc3m --shards img2dataset_out --out data/cc3m\n"
-        "  clover-pl prepare cc3m --verify --out data/cc3m",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = shard_parser(
+        "cc3m",
+        "CC3M to webdataset shards (img2dataset layout) and OUT/manifest.json.",
+        [
+            "--tsv Train_GCC-training.tsv --images images --out data/cc3m",
+            "--images img2dataset_files --out data/cc3m",
+            "--shards img2dataset_out --out data/cc3m",
+            "--verify --out data/cc3m",
+        ],
     )
     parser.add_argument("--tsv", help="Train_GCC-training.tsv (caption<TAB>url; a caption<TAB>url header is skipped)")
     parser.add_argument("--images", help="the downloaded images (see --layout)")

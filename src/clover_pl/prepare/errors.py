@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 
@@ -18,24 +18,18 @@ class InputError(ValueError):
 
 
 def require_file(path: str) -> str:
-    """Return ``path`` if it is a file.
-
-    Raises:
-        FileNotFoundError: it is not, with the path in the message.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: file not found")
-    return path
+    """Return ``path`` if it is a file; else raise ``FileNotFoundError`` naming it."""
+    return _require(path, os.path.isfile, "file")
 
 
 def require_folder(path: str) -> str:
-    """Return ``path`` if it is a folder (the video folder).
+    """Return ``path`` if it is a folder (the video folder); else raise ``FileNotFoundError`` naming it."""
+    return _require(path, os.path.isdir, "video folder")
 
-    Raises:
-        FileNotFoundError: it is not, with the path in the message.
-    """
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"{path}: video folder not found")
+
+def _require(path: str, exists: Callable[[str], bool], what: str) -> str:
+    if not exists(path):
+        raise FileNotFoundError(f"{path}: {what} not found")
     return path
 
 

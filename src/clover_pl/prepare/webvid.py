@@ -21,7 +21,6 @@ json (``reencode``) and in the manifest.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -37,8 +36,8 @@ import numpy as np
 from clover_pl.prepare.errors import InputError, checked_rows
 from clover_pl.prepare.manifest import write_manifest
 from clover_pl.prepare.media_check import check_video
-from clover_pl.prepare.shard_command import check_positive, run_shard_command
-from clover_pl.prepare.workers import Dropped, ShardTally, add_shared_arguments, convert_rows, count_lines, summarize
+from clover_pl.prepare.shard_command import add_shared_arguments, check_positive, run_shard_command, shard_parser
+from clover_pl.prepare.workers import Dropped, ShardTally, convert_rows, count_lines, summarize
 
 COLUMNS = ("videoid", "name", "page_idx", "page_dir", "duration", "contentUrl")
 """The official CSV's columns; a row is kept as a list of these, in this order."""
@@ -279,14 +278,14 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status: 0, or 1 when ``--verify`` or ``--shards`` found problems.
     """
-    parser = argparse.ArgumentParser(
-        prog="clover-pl prepare webvid",
-        description="WebVid-2M to webdataset shards (video2dataset layout) and OUT/manifest.json.",
-        epilog="examples:\n"
-        "  clover-pl prepare webvid --csv results_2M_train.csv --videos videos --out data/webvid\n"
-        "  clover-pl prepare webvid --shards video2dataset_out --out data/webvid\n"
-        "  clover-pl prepare webvid --verify --out data/webvid",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = shard_parser(
+        "webvid",
+        "WebVid-2M to webdataset shards (video2dataset layout) and OUT/manifest.json.",
+        [
+            "--csv results_2M_train.csv --videos videos --out data/webvid",
+            "--shards video2dataset_out --out data/webvid",
+            "--verify --out data/webvid",
+        ],
     )
     parser.add_argument("--csv", help="results_2M_train.csv (videoid,name,page_idx,page_dir,duration,contentUrl)")
     parser.add_argument("--videos", help="folder of {page_dir}/{videoid}.mp4 (or {videoid}.mp4)")
