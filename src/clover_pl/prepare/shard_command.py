@@ -1,4 +1,4 @@
-"""The command line that ``prepare webvid`` and ``prepare cc3m`` share: options, ``--verify``, ``--shards`` or a conversion."""
+"""The command line that ``prepare webvid`` and ``prepare cc3m`` share: options, --verify, --shards, conversion."""
 
 from __future__ import annotations
 
