@@ -2,11 +2,15 @@
 traceback: annotation files as the public releases ship them, cut short (an interrupted download), or malformed."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from clover_pl.prepare import main as prepare
+
+
+PROGRESS = re.compile(r"^[\w ]+: \d+/\d+ \(\d+%\) \[")
 
 
 def cut(text: str, fraction: float = 0.6) -> str:
@@ -22,9 +26,10 @@ def qa_items(count: int, first_video: int) -> list[dict]:
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str], command: list[str]) -> str:
+    """The one line of the error; before it, stderr may hold only the progress of the work done so far."""
     assert prepare(command) == 2
     err = capsys.readouterr().err
-    lines = err.strip().splitlines()
+    lines = [line for line in err.strip().splitlines() if not PROGRESS.match(line)]
     assert len(lines) == 1, err
     assert "Traceback" not in err
     assert lines[0].startswith(f"clover-pl prepare {command[0]}: ")

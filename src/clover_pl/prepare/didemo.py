@@ -28,6 +28,7 @@ from clover_pl.data.retrieval_manifest import (
     write_retrieval_manifest,
 )
 from clover_pl.prepare.errors import InputError, read_json
+from clover_pl.progress import progress
 
 ANNOTATED_SECONDS = 30.0
 """DiDeMo annotates at most the first six 5-second chunks."""
@@ -117,7 +118,7 @@ def _records(
     first_30s: bool,
 ) -> list[dict[str, Any]]:
     records, seen = [], set()
-    for name in names:
+    for name in progress(names, desc="videos", unit="videos"):
         if name in seen:
             dropped["duplicate_video"] += 1
             continue

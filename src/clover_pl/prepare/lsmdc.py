@@ -19,6 +19,7 @@ from collections import Counter
 from typing import Any
 
 from clover_pl.data.retrieval_manifest import VideoIndex, clean_captions, summary_line, write_retrieval_manifest
+from clover_pl.progress import progress
 
 FILES = {
     "train": "LSMDC16_annos_training.csv",
@@ -92,7 +93,7 @@ def prepare_lsmdc(annotations: str, videos: str, out: str) -> dict[str, Any]:
 
 def _records(sentences: dict[str, list[str]], index: VideoIndex, dropped: Counter[str]) -> list[dict[str, Any]]:
     records = []
-    for clip_id, raw in sentences.items():
+    for clip_id, raw in progress(sentences.items(), desc="clips", unit="clips"):
         captions = clean_captions(raw, dropped)
         if not captions:
             dropped["no_caption"] += 1

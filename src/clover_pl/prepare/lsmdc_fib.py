@@ -31,6 +31,7 @@ from clover_pl.prepare.qa_common import (
     require_folder,
     vocabulary_text,
 )
+from clover_pl.progress import progress
 
 FILES = {
     "train": "LSMDC16_annos_training_FIB.csv",
@@ -72,7 +73,7 @@ def prepare_lsmdc_fib(annotations: str, videos: str, out: str, top_k: int | None
     splits: dict[str, list[dict[str, Any]]] = {}
     for split, path in paths.items():
         builder = SplitBuilder(split, "fill_in_blank", problems)
-        for line, fields in read_tab_rows(path):
+        for line, fields in progress(list(read_tab_rows(path)), desc=f"{split} questions", unit="questions"):
             clip_id = fields[0].strip()
             question_id = f"{clip_id}#{line}"
             if len(fields) != FIELDS_PER_LINE or not clip_id:

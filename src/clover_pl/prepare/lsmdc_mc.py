@@ -32,6 +32,7 @@ from clover_pl.prepare.qa_common import (
     require_file,
     require_folder,
 )
+from clover_pl.progress import progress
 
 FILES = {
     "train": "LSMDC16_multiple_choice_train.csv",
@@ -80,7 +81,7 @@ def prepare_lsmdc_mc(annotations: str, videos: str, out: str, seed: int = 0) -> 
     for split, path in paths.items():
         builder = SplitBuilder(split, "multiple_choice", problems)
         expected = PREFIX_FIELDS + NUM_OPTIONS + (1 if split == "test" else 0)
-        for line, fields in read_tab_rows(path):
+        for line, fields in progress(list(read_tab_rows(path)), desc=f"{split} questions", unit="questions"):
             clip_id = fields[0].strip()
             question_id = f"{clip_id}#{line}"
             if len(fields) != expected or not clip_id:

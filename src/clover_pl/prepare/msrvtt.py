@@ -25,6 +25,7 @@ from typing import Any
 
 from clover_pl.data.retrieval_manifest import VideoIndex, clean_captions, summary_line, write_retrieval_manifest
 from clover_pl.prepare.errors import InputError, checked_rows, read_json, require_file
+from clover_pl.progress import progress
 
 DEFAULT_VAL_VIDEOS = 500
 """Videos carved from the train list for model selection (1k-A has no val split; the official val had 497)."""
@@ -105,12 +106,13 @@ def prepare_msrvtt(
     index = VideoIndex(videos)
     dropped: Counter[str] = Counter()
     test_rows = read_csv(test_csv, TEST_COLUMNS)
-    test = _records(((row["video_id"], [row["sentence"]]) for row in test_rows), index, dropped)
+    test_pairs = [(row["video_id"], [row["sentence"]]) for row in test_rows]
+    test = _records(progress(test_pairs, desc="test videos", unit="videos"), index, dropped)
     test_ids = {record["video_id"] for record in test}
     train_ids = [row["video_id"] for row in read_csv(train_csv, ("video_id",))]
     dropped["train_in_test"] += sum(video_id in test_ids for video_id in train_ids)
-    train_pairs = ((video_id, captions.get(video_id, [])) for video_id in train_ids if video_id not in test_ids)
-    train = _records(train_pairs, index, dropped)
+    train_pairs = [(video_id, captions.get(video_id, [])) for video_id in train_ids if video_id not in test_ids]
+    train = _records(progress(train_pairs, desc="train videos", unit="videos"), index, dropped)
     if val_videos < 0 or (val_videos and val_videos >= len(train)):
         raise InputError(
             f"--val-videos {val_videos}: must be >= 0 and below the {len(train)} usable videos of {train_csv} "

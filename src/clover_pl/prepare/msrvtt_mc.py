@@ -27,6 +27,7 @@ from clover_pl.prepare.qa_common import (
     require_file,
     require_folder,
 )
+from clover_pl.progress import progress
 
 DEFAULT_FILE = "msrvtt_retrieval_mc_test.jsonl"
 
@@ -81,7 +82,7 @@ def prepare_msrvtt_mc(annotations: str, videos: str, out: str) -> dict[str, Any]
     items = read_items(annotations, problems)
     index = VideoIndex(require_folder(videos))
     builder = SplitBuilder("test", "multiple_choice", problems)
-    for fallback_id, item in items:
+    for fallback_id, item in progress(items, desc="test questions", unit="questions"):
         if not isinstance(item, dict):
             builder.reject(fallback_id, "malformed_row", f"expected a JSON object, got {item!r}")
             continue

@@ -25,6 +25,7 @@ from typing import Any
 
 from clover_pl.data.qa_manifest import BLANK, PROBLEMS_NAME, ProblemLog, qa_summary_line
 from clover_pl.prepare.errors import InputError, read_json, require_file, require_folder  # noqa: F401 (re-exported)
+from clover_pl.progress import progress
 
 QUESTION_WORDS = ("what", "who", "how", "where", "when")
 """The question types of MSRVTT-QA and MSVD-QA (the first word of the question); any other word is ``other``."""
@@ -203,7 +204,7 @@ def add_json_questions(
             ``answer_type`` the question's first word (:func:`question_word`).
         locate: raw ``video_id`` -> (the video's id, its file or None).
     """
-    for position, item in enumerate(items):
+    for position, item in enumerate(progress(items, desc=f"{builder.split} questions", unit="questions")):
         if not isinstance(item, dict) or item.get("id") in (None, ""):
             builder.reject(f"{builder.split}[{position}]", "malformed_row", f"not an object with an id: {item!r}")
             continue

@@ -33,6 +33,7 @@ from clover_pl.prepare.qa_common import (
     require_folder,
     vocabulary_text,
 )
+from clover_pl.progress import progress
 
 TASKS = ("frameqa", "action", "transition")
 FILES = {"train": "Train_{task}_question.csv", "test": "Test_{task}_question.csv"}
@@ -102,7 +103,7 @@ def prepare_tgif_qa(
     for split, (header, rows) in tables.items():
         builder = SplitBuilder(split, setting, problems)
         file = os.path.basename(paths[split])
-        for line, cells in rows:
+        for line, cells in progress(rows, desc=f"{task} {split} questions", unit="questions"):
             if len(cells) != len(header):
                 question_id = _cell(header, cells, "vid_id") or f"{file}:{line}"
                 detail = f"{file}:{line}: {len(cells)} fields, the header has {len(header)}"
