@@ -9,7 +9,6 @@ import pytest
 
 from clover_pl.prepare import main as prepare
 
-
 PROGRESS = re.compile(r"^[\w ]+: \d+/\d+ \(\d+%\) \[")
 
 
