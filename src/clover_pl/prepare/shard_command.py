@@ -68,6 +68,8 @@ def run_shard_command(
         if manifest:
             print_summary(manifest, args.out, variable)
         return report_problems(problems, f"index {args.shards}")
+    if args.no_decode:
+        parser.error("--no-decode goes with --verify or --shards: a conversion always decodes every clip it keeps")
     try:
         manifest = convert()
     except (InputError, OSError) as error:  # the message names the file or option; anything else is a bug
