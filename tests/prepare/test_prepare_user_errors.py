@@ -142,3 +142,16 @@ def test_no_user_facing_text_cites_documents_users_do_not_have() -> None:
     package = Path(__file__).resolve().parents[2] / "src" / "clover_pl" / "prepare"
     for path in package.glob("*.py"):
         assert "formats.md" not in path.read_text(), path
+
+
+def test_an_annotation_file_in_another_encoding_is_named(tmp_path: Path, capsys) -> None:
+    annotations, videos = tmp_path / "annotations", tmp_path / "videos"
+    annotations.mkdir()
+    videos.mkdir()
+    line = (
+        "1004_Juno_00.01.07.404-00.01.10.904\t00.01.07.404\t00.01.10.701\t00.01.07.404\t00.01.10.701\tSomeone's café.\n"
+    )
+    (annotations / "LSMDC16_annos_training.csv").write_bytes(line.encode("latin-1"))
+    args = ["lsmdc", "--annotations", str(annotations), "--videos", str(videos), "--out", str(tmp_path / "out")]
+    error = one_error_line(capsys, args)
+    assert f"{annotations / 'LSMDC16_annos_training.csv'}: not UTF-8 text: line 1, byte 0xe9" in error

@@ -27,7 +27,7 @@ from clover_pl.data.retrieval_manifest import (
     summary_line,
     write_retrieval_manifest,
 )
-from clover_pl.prepare.errors import InputError, read_json
+from clover_pl.prepare.errors import InputError, read_json, read_text
 from clover_pl.progress import progress
 
 ANNOTATED_SECONDS = 30.0
@@ -53,8 +53,7 @@ def read_descriptions(path: str) -> dict[str, list[str]]:
 
 def read_list(path: str) -> list[str]:
     """Video file names of a split list, one per line; only line breaks and surrounding spaces are removed."""
-    with open(path, encoding="utf-8-sig") as stream:
-        return [name for name in (line.strip() for line in stream) if name]
+    return [name for name in (line.strip() for line in read_text(path).split("\n")) if name]
 
 
 def prepare_didemo(

@@ -56,6 +56,20 @@ def read_json(path: str, what: str) -> Any:
         raise InputError(f"{path}: {not_utf8(path)}; expected {what}") from None
 
 
+def read_text(path: str) -> str:
+    """A text file's content as UTF-8 (a BOM is dropped).
+
+    Raises:
+        FileNotFoundError: no such file.
+        InputError: the file is not UTF-8, naming the line and byte where it stops being so.
+    """
+    try:
+        with open(require_file(path), encoding="utf-8-sig", newline="") as stream:
+            return stream.read()
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: {not_utf8(path)}; save it as UTF-8") from None
+
+
 def not_utf8(path: str) -> str:
     """Where a file stops being UTF-8: ``"not UTF-8 text: line 3, byte 0xe9 at offset 75"`` (read on error only)."""
     with open(path, "rb") as stream:

@@ -14,11 +14,13 @@ A clip's file is ``VIDEOS/{movie}/{clip_id}.avi`` with ``movie = clip_id.rsplit(
 from __future__ import annotations
 
 import argparse
+import io
 import os
 from collections import Counter
 from typing import Any
 
 from clover_pl.data.retrieval_manifest import VideoIndex, clean_captions, summary_line, write_retrieval_manifest
+from clover_pl.prepare.errors import read_text
 from clover_pl.progress import progress
 
 FILES = {
@@ -36,7 +38,7 @@ def read_annotations(path: str, dropped: Counter[str]) -> dict[str, list[str]]:
     Blank lines are ignored; lines without exactly 6 TAB-separated fields are counted as ``malformed_line``.
     """
     sentences: dict[str, list[str]] = {}
-    with open(path, encoding="utf-8-sig", newline="") as stream:
+    with io.StringIO(read_text(path), newline="") as stream:
         for line in stream:
             text = line.rstrip("\r\n")
             if not text.strip():

@@ -18,13 +18,12 @@ from typing import Any
 
 from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
 from clover_pl.data.retrieval_manifest import VideoIndex
-from clover_pl.prepare.errors import InputError
+from clover_pl.prepare.errors import InputError, read_text
 from clover_pl.prepare.qa_common import (
     NUM_OPTIONS,
     SplitBuilder,
     converter_parser,
     report,
-    require_file,
     require_folder,
 )
 from clover_pl.progress import progress
@@ -41,8 +40,7 @@ def read_items(path: str, problems: ProblemLog) -> list[tuple[str, Any]]:
         FileNotFoundError: the file does not exist.
         InputError: a JSON-list file that does not parse.
     """
-    with open(require_file(path), encoding="utf-8-sig") as stream:
-        text = stream.read()
+    text = read_text(path).replace("\r\n", "\n")
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)

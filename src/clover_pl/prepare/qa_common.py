@@ -17,6 +17,7 @@ Converters add their own reasons for rows they cannot read at all (``malformed_r
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from clover_pl.data.qa_manifest import BLANK, PROBLEMS_NAME, ProblemLog, qa_summary_line
-from clover_pl.prepare.errors import InputError, read_json, require_file, require_folder  # noqa: F401 (re-exported)
+from clover_pl.prepare.errors import InputError, read_json, read_text, require_file, require_folder  # noqa: F401 (re-exported)
 from clover_pl.progress import progress
 
 QUESTION_WORDS = ("what", "who", "how", "where", "when")
@@ -63,7 +64,7 @@ def read_tab_rows(path: str) -> Iterator[tuple[int, list[str]]]:
     Raises:
         FileNotFoundError: the file does not exist.
     """
-    with open(require_file(path), encoding="utf-8-sig", newline="") as stream:
+    with io.StringIO(read_text(path), newline="") as stream:
         for number, line in enumerate(stream, start=1):
             text = line.rstrip("\r\n")
             if text.strip():
