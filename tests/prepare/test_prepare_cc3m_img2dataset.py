@@ -1,5 +1,8 @@
 """`clover-pl prepare cc3m --tsv ... --images <img2dataset output>`: rows matched to images by url, from an output
-of several input files (keys numbered per file and shard, failed downloads left out), as files or as tars."""
+of several input files (keys numbered per file and shard, failed downloads left out), as files or as tars.
+
+The numbering is img2dataset 1.47's (read from its wheel: reader.py starts each input file at a new shard,
+downloader.compute_key makes shard * 10**ceil(log10(per_shard)) + position, zero-padded to 5 + that many digits)."""
 
 import hashlib
 import io
