@@ -2,7 +2,7 @@
 
 From the official CSV (``videoid,name,page_idx,page_dir,duration,contentUrl``; dataset card:
 data_modules/webvid/README.md) and a folder of videos, data row ``i`` (header not counted) becomes the sample keyed
-``make_key(i // n, i % n, n)`` of shard ``i // n`` (``n`` = samples per shard), in the video2dataset layout (§3):
+``make_key(i // n, i % n, n)`` of shard ``i // n`` (``n`` = samples per shard), in the video2dataset layout:
 members ``.json``, ``.mp4``, ``.txt``. A row's video is ``VIDEOS/{page_dir}/{videoid}.mp4``, or
 ``VIDEOS/{videoid}.mp4`` when the first is absent.
 
