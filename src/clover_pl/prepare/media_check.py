@@ -42,9 +42,13 @@ def container_facts(data: bytes) -> tuple[int, float]:
     """
     try:
         with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
-            if not container.streams.video:
+            # the stream the loader decodes: the first that is not cover art
+            streams = sorted(
+                container.streams.video, key=lambda s: bool(s.disposition & av.stream.Disposition.attached_pic)
+            )
+            if not streams:
                 return 1, 0.0
-            stream = container.streams.video[0]
+            stream = streams[0]
             if container.duration:
                 seconds = container.duration / av.time_base
             elif stream.duration and stream.time_base:
