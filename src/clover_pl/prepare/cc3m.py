@@ -223,7 +223,7 @@ def prepare_cc3m(
         "reencode": None,
     }
     converter = CC3MConverter(os.path.abspath(images), layout, max_caption_chars)
-    index = index_by_url(images) if tsv and layout == "img2dataset" else None
+    index = index_by_url(images, workers) if tsv and layout == "img2dataset" else None
     if tsv is None:
         rows: Iterator[tuple[int, list[Any] | None]] = read_img2dataset_folder(images)
     else:
