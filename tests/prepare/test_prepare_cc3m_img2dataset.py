@@ -132,4 +132,4 @@ def test_a_url_listed_twice_takes_one_image_per_row(reference: tuple[Path, Path]
 def test_img2dataset_shards_without_a_tsv_point_at_shards(tmp_path: Path, capsys) -> None:
     write_img2dataset_output(tmp_path / "i2d", [[0, 1]], "webdataset")
     assert prepare(tmp_path / "out", "--images", str(tmp_path / "i2d")) == 2
-    assert f"--shards {tmp_path / 'i2d'} accepts them as they are" in capsys.readouterr().err
+    assert f"without --tsv: use --shards {tmp_path / 'i2d'} to accept them as they are" in capsys.readouterr().err
