@@ -121,12 +121,13 @@ def release_bias_for(attention: WindowAttention3D, window: tuple[int, int, int])
     and first N columns (N = tokens of the clipped window)."""
     full = attention.window_size
     coords = [(d, h, w) for d in range(full[0]) for h in range(full[1]) for w in range(full[2])]
+    span_h, span_w = 2 * full[1] - 1, 2 * full[2] - 1
     index = [
         [
-            ((di - dj + full[0] - 1) * (2 * full[1] - 1) + hi - hj + full[1] - 1) * (2 * full[2] - 1) + wi - wj + full[2] - 1
-            for (dj, hj, wj) in coords
+            ((di - dj + full[0] - 1) * span_h + hi - hj + full[1] - 1) * span_w + wi - wj + full[2] - 1
+            for dj, hj, wj in coords
         ]
-        for (di, hi, wi) in coords
+        for di, hi, wi in coords
     ]
     tokens = window[0] * window[1] * window[2]
     first = torch.tensor([row[:tokens] for row in index[:tokens]])
