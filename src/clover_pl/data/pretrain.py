@@ -240,7 +240,7 @@ class PretrainDataModule(L.LightningDataModule):
         """Check the shard lists and build the pipelines (clear errors before training starts)."""
         hp = self.hparams
         if stage == "fit":
-            check_global_batch(self._trainer, hp.batch_size, hp.published_global_batch, hp.allow_global_batch_mismatch)
+            check_global_batch(self.trainer, hp.batch_size, hp.published_global_batch, hp.allow_global_batch_mismatch)
         tokenizer = load_tokenizer(hp.tokenizer)
         tagger = self._tagger() if hp.text_masking == "semantic" else None
         masker = TextMasker(
@@ -285,7 +285,7 @@ class PretrainDataModule(L.LightningDataModule):
                 "lexicon tagger instead"
             ) from error
         rank_zero_info(
-            f"semantic text masking: part-of-speech tagger {tagger_name(tagger)} (pos_tagger={hp.pos_tagger})"
+            f"semantic text masking: part-of-speech tagger {tagger_name(tagger)} (pos_tagger: {hp.pos_tagger})"
         )
         return tagger
 

@@ -367,7 +367,7 @@ class RetrievalDataModule(L.LightningDataModule):
         if not os.path.isdir(hp.root):
             raise FileNotFoundError(f"retrieval dataset folder not found: {hp.root}")
         if stage == "fit":
-            check_global_batch(self._trainer, hp.batch_size, hp.published_global_batch, hp.allow_global_batch_mismatch)
+            check_global_batch(self.trainer, hp.batch_size, hp.published_global_batch, hp.allow_global_batch_mismatch)
         self.tokenizer = load_tokenizer(hp.tokenizer)
         if stage in (None, "fit", "validate"):
             self._read_train_and_val(need_train=stage != "validate")

@@ -298,7 +298,7 @@ class VideoQADataModule(L.LightningDataModule):
         if not os.path.isdir(hp.root):
             raise FileNotFoundError(f"VideoQA dataset folder not found: {hp.root} (data.init_args.root)")
         if stage == "fit":
-            check_global_batch(self._trainer, hp.batch_size, hp.published_global_batch, hp.allow_global_batch_mismatch)
+            check_global_batch(self.trainer, hp.batch_size, hp.published_global_batch, hp.allow_global_batch_mismatch)
         self.manifest = read_qa_manifest(hp.root)
         self.tokenizer = load_tokenizer(hp.tokenizer)
         if self.setting != "multiple_choice":
