@@ -138,7 +138,7 @@ def _show(value: tuple[float, float, float] | None, digits: int, seeds: int) -> 
         return "-"
     mean, low, high = value
     if seeds < 2:
-        return f"{mean:.{digits}f} (1 seed, no interval)"
+        return f"{mean:.{digits}f} (n=1)"
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
@@ -153,15 +153,46 @@ def to_markdown(rows: list[dict[str, Any]], key: str, metrics: list[str]) -> str
     return "\n".join(lines)
 
 
+def references(results: dict[str, dict[int, dict[str, float]]]) -> dict[str, list[tuple[str, float, float]]]:
+    """Reference levels per metric, ``(label, low, high)``.
+
+    One-fact multiple choice at chance (20 %, with the 95 % binomial band of one run over its questions); retrieval
+    MRR at chance and for a model that ranks the clips of the right ground first and at random among them (a
+    quarter of the gallery).
+    """
+    found = [values for seeds in results.values() for values in seeds.values()]
+    lines: dict[str, list[tuple[str, float, float]]] = {}
+    questions = next((values["mc/questions"] for values in found if "mc/questions" in values), None)
+    if questions:
+        half = 196.0 * math.sqrt(0.2 * 0.8 / questions)
+        lines["mc/accuracy"] = [("chance (95 % band of one run)", 20.0 - half, 20.0 + half)]
+    chance_r1 = next((values["retrieval/chance_r@1"] for values in found if "retrieval/chance_r@1" in values), None)
+    gallery = round(100.0 / chance_r1) if chance_r1 else None
+    if gallery:
+
+        def mrr(size: int) -> float:  # the expected reciprocal rank of a uniformly random rank in 1..size
+            return sum(1.0 / rank for rank in range(1, size + 1)) / size
+
+        chance, ground = mrr(int(gallery)), mrr(int(gallery) // 4)
+        lines["retrieval/t2v_mrr"] = [("chance", chance, chance), ("ground only", ground, ground)]
+    return lines
+
+
 def plot(arms: list[dict[str, Any]], metrics: list[str], results: dict[str, Any], path: str) -> None:
-    """One panel per metric: every seed as a dot, the mean and its 95 % interval as a bar, per arm."""
+    """One panel per metric: every seed a dot, the mean and its 95 % interval a bar, the references grey."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6))
+    levels = references(results)
+    figure, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.8))
     for axis, metric in zip(axes if len(metrics) > 1 else [axes], metrics, strict=True):
+        for index, (label, low, high) in enumerate(levels.get(metric, [])):
+            if high > low:
+                axis.axhspan(low, high, color="0.85", label=label, zorder=1)
+            else:
+                axis.axhline(low, color=f"{0.3 + 0.3 * index}", linestyle="--", label=label, zorder=1)
         for position, row in enumerate(arms):
             values = [seed_values[metric] for seed_values in results[row["arm"]].values() if metric in seed_values]
             axis.scatter([position] * len(values), values, s=14, color="0.5", zorder=3)
@@ -169,8 +200,11 @@ def plot(arms: list[dict[str, Any]], metrics: list[str], results: dict[str, Any]
                 mean, low, high = row[metric]
                 axis.errorbar(position, mean, yerr=[[mean - low], [high - mean]], fmt="o", color="C0", capsize=5)
         axis.set_xticks(range(len(arms)), [row["arm"] for row in arms], rotation=30, ha="right")
+        axis.set_xlim(-0.5, len(arms) - 0.5)
         axis.set_title(metric)
         axis.grid(axis="y", alpha=0.3)
+        if metric in levels:
+            axis.legend(fontsize=7, loc="best")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
