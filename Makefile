@@ -70,9 +70,11 @@ sweep-synthetic: $(STAMP) $(SYNTHETIC_BENCHMARKS) ## evaluate every quickstart c
 sweep-ablations: $(STAMP) $(SYNTHETIC_BENCHMARKS) ## pretrain Clover and its ablations (3 seeds) on the synthetic data, then evaluate (hours)
 	CLOVER_DATA=$(DATA) $(BIN)/clover-pl sweep --config conf/sweeps/ablations_synthetic.yaml
 
-study-objective: $(STAMP) $(SYNTHETIC_BENCHMARKS) ## the objective study: 5 arms x 5 seeds, seed by seed, then its table and figure
-	CLOVER_DATA=$(DATA) $(BIN)/python -m clover_pl.sweeps.study run --config conf/sweeps/objective_study.yaml
-	CLOVER_DATA=$(DATA) $(BIN)/python -m clover_pl.sweeps.study report --config conf/sweeps/objective_study.yaml
+STUDY ?= conf/sweeps/objective_study.yaml
+
+study-objective: $(STAMP) $(SYNTHETIC_BENCHMARKS) ## the objective study (STUDY=...): arms x 5 seeds, seed by seed, then its table and figure
+	CLOVER_DATA=$(DATA) $(BIN)/python -m clover_pl.sweeps.study run --config $(STUDY)
+	CLOVER_DATA=$(DATA) $(BIN)/python -m clover_pl.sweeps.study report --config $(STUDY)
 
 bench: $(STAMP) ## backbone fwd+bwd, pretraining step (bare loop vs Lightning), speed levers + MFU; see bench/RESULTS.md
 	$(BIN)/python bench/backbone.py
