@@ -21,7 +21,9 @@ from lightning.pytorch.cli import LightningCLI  # noqa: E402
 DESCRIPTION = (
     "Clover video-language pretraining on PyTorch Lightning. Besides the Trainer subcommands below, "
     "`clover-pl prepare <dataset> --help` converts a dataset into shards or manifests (`clover-pl prepare` lists "
-    "the datasets), and `clover-pl sweep --help` evaluates checkpoints on benchmarks into a results table."
+    "the datasets), `clover-pl sweep --help` evaluates checkpoints on benchmarks into a results table, "
+    "`clover-pl embed` / `clover-pl search` index your own videos and search them by text, and `clover-pl configs` "
+    "lists the configs shipped with the package (`--config quickstart` finds them from any folder)."
 )
 
 
@@ -53,23 +55,46 @@ def main(args: list[str] | None = None) -> None:
         from clover_pl.sweeps.cli import main as sweep
 
         raise SystemExit(sweep(argv[1:]))
-    run_cli(args)
+    if argv[:1] in (["embed"], ["search"]):
+        from clover_pl.inference.cli import main as inference
+
+        raise SystemExit(inference(argv))
+    if argv[:1] == ["configs"]:
+        from clover_pl.configs import list_configs
+
+        print("\n".join(list_configs()))
+        raise SystemExit(0)
+    if argv[:1] == ["--version"]:
+        from clover_pl import __version__
+
+        print(f"clover-pl {__version__}")
+        raise SystemExit(0)
+    from clover_pl.tasks.self_describing import RandomInitError
+
+    try:
+        run_cli(argv)
+    except RandomInitError as error:
+        print(f"clover-pl: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def run_cli(args: list[str] | None = None) -> CloverCLI:
     """Run a Trainer subcommand (``fit``, ``validate``, ``test``, ``predict``) and return the CLI (its model, ...).
 
     Args:
-        args: the command line after ``clover-pl`` (default ``sys.argv[1:]``).
+        args: the command line after ``clover-pl`` (default ``sys.argv[1:]``). A ``--config`` that is not a file
+            here names a config shipped with the package (``quickstart``, ``conf/retrieval/msrvtt.yaml``, ...).
 
     Returns:
         The CLI object, whose ``model``, ``datamodule`` and ``trainer`` are those of the run.
     """
+    from clover_pl.configs import resolve_config_arguments
+
     return CloverCLI(
         model_class=None,
         datamodule_class=None,
         parser_kwargs={"parser_mode": "omegaconf+", "description": DESCRIPTION},
-        args=args,
+        args=resolve_config_arguments(sys.argv[1:] if args is None else list(args)),
         save_config_kwargs={"overwrite": True},
     )
 

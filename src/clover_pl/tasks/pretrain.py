@@ -15,10 +15,11 @@ from clover_pl.losses import (
 from clover_pl.models import CloverBackbone, DualEncoderHeads, FusedHeads, MLMHead
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
 from clover_pl.tasks.optimization import configure_from_hparams, step_seed
+from clover_pl.tasks.self_describing import SelfDescribingTask
 from clover_pl.types import PretrainBatch, RetrievalBatch
 
 
-class PretrainTask(L.LightningModule):
+class PretrainTask(SelfDescribingTask, L.LightningModule):
     """Pretrains the injected backbone with Clover's objective; validates by zero-shot text-to-video retrieval.
 
     Per step (full objective): two video passes (complete and masked), two text passes (complete and masked) and
@@ -59,7 +60,12 @@ class PretrainTask(L.LightningModule):
         step_seeded: reseed torch's generator from (``seed``, global step) before each step, so dropout and
             drop-path do not depend on history and a resumed run repeats an uninterrupted one exactly.
         seed: base of the per-step seed.
+
+    ``PretrainTask.load_from_checkpoint(path)`` rebuilds the task from its checkpoint alone (the backbone is
+    described in it); ``bert_path`` is then not read again.
     """
+
+    WEIGHT_ARGUMENTS = ("bert_path",)
 
     def __init__(
         self,
@@ -103,7 +109,12 @@ class PretrainTask(L.LightningModule):
         self.fused_heads = FusedHeads(backbone.text_dim, embed_dim) if self.use_fused else None
         self.mlm_head = None
         if use_mlm:
-            self.mlm_head = MLMHead(backbone.text_dim, backbone.text.vocab_size, pretrained_path=bert_path)
+            self.mlm_head = MLMHead(
+                backbone.text_dim,
+                backbone.text.vocab_size,
+                pretrained_path=bert_path,
+                layer_norm_eps=backbone.text.bert.config.layer_norm_eps,
+            )
             if self.mlm_head.decoder.out_features != backbone.text.vocab_size:
                 raise ValueError(
                     f"MLM head vocabulary ({self.mlm_head.decoder.out_features}) differs from the text encoder's "

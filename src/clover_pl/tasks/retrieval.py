@@ -15,6 +15,7 @@ from clover_pl.models import CloverBackbone, DualEncoderHeads
 from clover_pl.models.swin_checkpoint import LoadReport
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
 from clover_pl.tasks.optimization import configure_from_hparams, step_seed
+from clover_pl.tasks.self_describing import SelfDescribingTask
 from clover_pl.tasks.transfer import read_lightning_state, select_transfer
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def select_dual_encoder(
     return select_transfer(state, target, {prefix: prefix for prefix in TRANSFERRED}, origin)
 
 
-class RetrievalTask(L.LightningModule):
+class RetrievalTask(SelfDescribingTask, L.LightningModule):
     """Fine-tunes and evaluates text-video retrieval through the dual encoders only (no fusion re-ranking).
 
     Training: symmetric InfoNCE over the batch (gathered across GPUs with a correct gradient), temperature 0.05.
@@ -65,7 +66,13 @@ class RetrievalTask(L.LightningModule):
         warmup_steps: linear warmup in optimiser steps.
         min_lr_ratio: end of the cosine schedule, as a fraction of ``lr`` (0 in the release).
         seed: base of the per-step seed of dropout and drop-path (a resumed run repeats an uninterrupted one).
+        allow_random_init: let ``fit`` start without pretrained weights (no ``init_from``, no ``--ckpt_path``, and
+            not both a Swin checkpoint and a BERT directory in the backbone); otherwise fit stops, naming
+            ``init_from``.
     """
+
+    WEIGHT_ARGUMENTS = ("init_from",)
+    GUARDED = True
 
     def __init__(
         self,
@@ -80,6 +87,7 @@ class RetrievalTask(L.LightningModule):
         warmup_steps: int = 0,
         min_lr_ratio: float = 0.0,
         seed: int = 0,
+        allow_random_init: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])

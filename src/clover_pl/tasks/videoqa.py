@@ -19,6 +19,7 @@ from clover_pl.models.swin_checkpoint import LoadReport
 from clover_pl.tasks.answerers import Answerer, SimilarityChoiceAnswerer
 from clover_pl.tasks.evaluation import EmbeddingCollector
 from clover_pl.tasks.optimization import configure_from_hparams, step_seed
+from clover_pl.tasks.self_describing import SelfDescribingTask
 from clover_pl.tasks.transfer import read_lightning_state, select_transfer
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ NEW_IN_QA = ("backbone.fusion.extra_cls",)
 """Backbone keys a pretraining checkpoint lacks and a VideoQA task may add (fill-in-the-blank's learned CLS)."""
 
 
-class VideoQATask(L.LightningModule):
+class VideoQATask(SelfDescribingTask, L.LightningModule):
     """Answers questions about videos with the shared backbone and a setting-specific answerer.
 
     Training: cross-entropy of the answerer's scores (answer vocabulary, or K candidates) against the label.
@@ -53,7 +54,14 @@ class VideoQATask(L.LightningModule):
         min_lr_ratio: end of the cosine schedule as a fraction of ``lr`` (0 in the release).
         predictions_dir: where the per-question predictions go; None: ``<default_root_dir>/predictions``.
         seed: base of the per-step seed of dropout and drop-path.
+        allow_random_init: let ``fit`` start without pretrained weights (no ``init_from``, no ``--ckpt_path``, and
+            not both a Swin checkpoint and a BERT directory in the backbone); otherwise fit stops, naming
+            ``init_from``.
     """
+
+    MODULE_ARGUMENTS = ("backbone", "answerer")
+    WEIGHT_ARGUMENTS = ("init_from",)
+    GUARDED = True
 
     def __init__(
         self,
@@ -69,6 +77,7 @@ class VideoQATask(L.LightningModule):
         min_lr_ratio: float = 0.0,
         predictions_dir: str | None = None,
         seed: int = 0,
+        allow_random_init: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["backbone", "answerer"])
