@@ -82,7 +82,8 @@ def test_load_checkpoint_returns_backbone_and_heads_for_inference(tmp_path: Path
     save_like_lightning(task, path)
     backbone, heads = clover_pl.load_checkpoint(str(path))
     assert sorted(heads) == ["fused_heads", "heads", "mlm_head"]
-    assert not backbone.training and not heads["heads"].training
+    assert not backbone.training
+    assert not heads["heads"].training
     video = torch.randn(2, 2, 3, 32, 32)
     task.eval()
     with torch.no_grad():
@@ -102,9 +103,9 @@ def test_a_checkpoint_without_description_says_what_to_pass(tmp_path: Path, pret
 def test_descriptions_only_build_clover_pl_classes() -> None:
     with pytest.raises(ValueError, match="outside the clover_pl package"):
         build_module({"class_path": "os.system", "init_args": {"command": "true"}})
-    with pytest.raises(ValueError, match="is not a CloverBackbone"):
-        from clover_pl.models import CloverBackbone
+    from clover_pl.models import CloverBackbone
 
+    with pytest.raises(ValueError, match="is not a CloverBackbone"):
         build_module({"class_path": "clover_pl.models.heads.QAHead", "init_args": {}}, CloverBackbone)
 
 
@@ -195,7 +196,8 @@ def test_an_encoder_only_bert_directory_builds_pretraining(bert_dir: str, tmp_pa
         task = PretrainTask(clover_tiny(bert_path=str(encoder_only)), bert_path=str(encoder_only), embed_dim=16)
     assert len([w for w in warned if "MLM head" in str(w.message)]) == 1
     message = str(next(w.message for w in warned if "MLM head" in str(w.message)))
-    assert "cls.predictions.transform.dense.weight" in message and "cls.predictions.bias" in message
+    assert "cls.predictions.transform.dense.weight" in message
+    assert "cls.predictions.bias" in message
     reference = BertModel.from_pretrained(encoder_only).state_dict()
     torch.testing.assert_close(
         task.backbone.text.bert.embeddings.word_embeddings.weight, reference["embeddings.word_embeddings.weight"]
@@ -203,5 +205,6 @@ def test_an_encoder_only_bert_directory_builds_pretraining(bert_dir: str, tmp_pa
     torch.testing.assert_close(
         task.backbone.fusion.encoder.layer[0].output.dense.weight, reference["encoder.layer.0.output.dense.weight"]
     )
-    assert task.mlm_head.load_report.missing and not task.mlm_head.load_report.loaded
+    assert task.mlm_head.load_report.missing
+    assert not task.mlm_head.load_report.loaded
     assert task.mlm_head.decoder.out_features == config.vocab_size
