@@ -23,7 +23,7 @@ from clover_pl.sweeps.grid import Cell
 from clover_pl.sweeps.paper import paper_figure
 from clover_pl.sweeps.store import OK
 
-PAPER_ROW = "Clover paper (spec 8, ✓ only)"
+PAPER_ROW = "Clover paper (published figures, ✓ only)"
 
 
 @dataclass(frozen=True)
