@@ -109,9 +109,12 @@ def test_the_wheel_runs_the_quickstart_from_an_empty_folder(tmp_path: Path) -> N
     from this environment's site-packages through a .pth file), then from an empty folder: --version, prepare the
     synthetic data, fit the shipped quickstart config for a few steps, load the checkpoint in Python."""
     source = tmp_path / "source"
-    ignored = shutil.ignore_patterns(
-        ".venv", ".git", "outputs", "data", "build", "*.egg-info", "__pycache__", ".*cache"
-    )
+    top_level = {".venv", ".git", "outputs", "data", "build", "dist", "lightning_logs"}
+
+    def ignored(folder: str, names: list[str]) -> set[str]:
+        skip = {name for name in names if name == "__pycache__" or name.endswith((".egg-info", "_cache"))}
+        return skip | (top_level & set(names) if Path(folder) == ROOT else set())
+
     shutil.copytree(ROOT, source, ignore=ignored)
     environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     wheels = tmp_path / "wheels"
