@@ -169,7 +169,7 @@ def test_pretrained_swin_and_bert_together_count_as_chosen_weights(bert_dir: str
     backbone = clover_tiny(bert_path=bert_dir)
     with pytest.raises(RandomInitError, match="no Video Swin checkpoint"):
         fit(RetrievalTask(backbone, embed_dim=16), tmp_path)  # BERT alone leaves a random video encoder
-    from clover_pl.models.swin_checkpoint import LoadReport
+    from clover_pl.models.load_report import LoadReport
 
     backbone.video.load_report = LoadReport(source="swin.pth", loaded=["x"])  # as a Swin checkpoint leaves it
     fit(RetrievalTask(backbone, embed_dim=16), tmp_path)

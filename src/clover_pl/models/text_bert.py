@@ -11,7 +11,7 @@ from transformers import BertConfig, BertModel
 
 from clover_pl.models.architecture import class_path, constructor_arguments
 from clover_pl.models.bert_weights import copy_strict, read_bert_config, read_bert_weights
-from clover_pl.models.swin_checkpoint import LoadReport
+from clover_pl.models.load_report import LoadReport
 
 log = logging.getLogger(__name__)
 
