@@ -1,6 +1,6 @@
 """Webdataset shards in the video2dataset / img2dataset layouts: write them, expand their URLs, read their stats.
 
-The layout follows ``spec/formats.md`` §3 (video2dataset, WebVid) and §4 (img2dataset, CC3M):
+The layout is the one video2dataset (WebVid) and img2dataset (CC3M) write (their dataset cards):
 
 - shard files ``{shard_id:05d}.tar`` with a ``{shard_id:05d}_stats.json`` beside each;
 - sample keys ``10**oom_sample_per_shard * shard_id + index_in_shard``, zero-padded to ``oom_sample_per_shard + 5``

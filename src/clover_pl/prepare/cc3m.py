@@ -1,6 +1,6 @@
 """``clover-pl prepare cc3m``: Conceptual Captions 3M (caption TSV + downloaded images, or img2dataset shards).
 
-The TSV (spec/formats.md §2) is ``caption<TAB>url`` per line, without a header; img2dataset's recipe prepends the
+The TSV (its dataset card) is ``caption<TAB>url`` per line, without a header; img2dataset's recipe prepends the
 line ``caption<TAB>url``, which is skipped, so both give the same rows. Data row ``i`` (0-based, header not counted)
 becomes the sample keyed ``make_key(i // n, i % n, n)`` of shard ``i // n`` in the img2dataset layout (§4):
 members ``.jpg`` (``.png``/``.webp`` for such files, stored as they are), ``.json``, ``.txt``. At the default of

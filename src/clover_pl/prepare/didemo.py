@@ -1,6 +1,6 @@
 """``clover-pl prepare didemo``: DiDeMo paragraph-to-video retrieval from the public annotation files.
 
-Inputs (spec/formats.md §10): ``{train,val,test}_data.json`` (a JSON list, one object per description:
+Inputs (its dataset card): ``{train,val,test}_data.json`` (a JSON list, one object per description:
 ``{"annotation_id", "description", "video", "times", ...}``), optionally collaborative-experts'
 ``{train,val,test}_list.txt`` (one video file name per line, extension included, trailing-dot names as they are),
 and a folder of videos. A video is the file named exactly as in the annotations (CLIP4Clip), anywhere below the

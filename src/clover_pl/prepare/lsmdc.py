@@ -1,6 +1,6 @@
 """``clover-pl prepare lsmdc``: LSMDC 2016 movie retrieval from the challenge annotation files.
 
-Inputs (spec/formats.md §11): ``LSMDC16_annos_training.csv``, ``LSMDC16_annos_val.csv`` and
+Inputs (its dataset card): ``LSMDC16_annos_training.csv``, ``LSMDC16_annos_val.csv`` and
 ``LSMDC16_challenge_1000_publictect.csv`` (sic), TAB separated, no header, exactly 6 fields per line:
 ``CLIP_ID, START_ALIGNED, END_ALIGNED, START_EXTRACTED, END_EXTRACTED, SENTENCE``. Lines with another field count
 are skipped and counted (``malformed_line``; CLIP4Clip asserts on them). No quoting is interpreted: a sentence

@@ -1,6 +1,6 @@
 """``clover-pl prepare lsmdc_fib``: LSMDC 2016 movie fill-in-the-blank to a VideoQA manifest.
 
-Inputs (spec/formats.md §11): ``LSMDC16_annos_{training,val,test}_FIB.csv``, TAB separated, no header, no quoting,
+Inputs (its dataset card): ``LSMDC16_annos_{training,val,test}_FIB.csv``, TAB separated, no header, no quoting,
 8 fields per row: the 5-field prefix ``CLIP_ID, START_ALIGNED, END_ALIGNED, START_EXTRACTED, END_EXTRACTED``, then
 ``SENTENCE`` (complete), ``FILL_IN`` (the sentence with the blank written ``_____``) and ``BLANK`` (the removed
 word, the answer).

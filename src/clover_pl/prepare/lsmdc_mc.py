@@ -1,6 +1,6 @@
 """``clover-pl prepare lsmdc_mc``: LSMDC 2016 movie multiple-choice to a VideoQA manifest.
 
-Inputs (spec/formats.md §11): ``LSMDC16_multiple_choice_{train,valid,test_randomized}.csv``, TAB separated, no
+Inputs (its dataset card): ``LSMDC16_multiple_choice_{train,valid,test_randomized}.csv``, TAB separated, no
 header, no quoting. Every row starts with the 5-field prefix ``CLIP_ID, START_ALIGNED, END_ALIGNED,
 START_EXTRACTED, END_EXTRACTED``. Train and valid rows have 10 fields: the prefix, the correct sentence, then 4
 distractors, so the right answer is always the first candidate in the file; the converter shuffles each

@@ -1,6 +1,6 @@
 """``clover-pl prepare msrvtt``: MSR-VTT retrieval (1k-A) from the public annotation files to a retrieval manifest.
 
-Inputs (spec/formats.md §5): ``MSRVTT_data.json`` (``{"videos": [...], "sentences": [{"caption", "video_id",
+Inputs (its dataset card): ``MSRVTT_data.json`` (``{"videos": [...], "sentences": [{"caption", "video_id",
 "sen_id"}]}``, 20 captions per video), ``MSRVTT_train.9k.csv`` or ``MSRVTT_train.7k.csv`` (one column
 ``video_id``), ``MSRVTT_JSFUSION_test.csv`` (``key,vid_key,video_id,sentence``, 1,000 rows, one fixed caption per
 video) and a folder of ``video{N}.mp4`` files, flat, in the official ``TrainValVideo/`` + ``TestVideo/`` layout or

@@ -1,6 +1,6 @@
 """``clover-pl prepare msrvtt_mc``: MSRVTT-MC (multiple-choice, test only) to a VideoQA manifest.
 
-Inputs (spec/formats.md §7): ClipBERT's ``msrvtt_retrieval_mc_test.jsonl``, one
+Inputs (its dataset card): ClipBERT's ``msrvtt_retrieval_mc_test.jsonl``, one
 ``{"qid", "clip_name": "video7010", "options": [5 captions], "answer": 0-based}`` per line, or singularity's JSON
 list of ``{"video": "video9770.mp4", "caption": [5 captions], "answer": 0-based}`` (the form is told by the first
 character: ``[`` for the list); and the MSR-VTT video folder (``video{N}.mp4``, searched recursively by stem).

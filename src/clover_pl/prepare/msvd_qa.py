@@ -1,6 +1,6 @@
 """``clover-pl prepare msvd_qa``: MSVD-QA (open-ended) from the public json files to a VideoQA manifest.
 
-Inputs (spec/formats.md §8-9): ``train_qa.json``, ``val_qa.json`` and ``test_qa.json``, each a JSON list of
+Inputs (its dataset card): ``train_qa.json``, ``val_qa.json`` and ``test_qa.json``, each a JSON list of
 ``{"answer", "id", "question", "video_id"}`` with an **integer, 1-based** ``video_id`` N; ``youtube_mapping.txt``,
 one ``{clip_name} vid{N}`` pair per line (space separated; clip names may start with ``-`` and contain ``_``,
 e.g. ``-4wsuPCjDBc_5_15``); and the ``YouTubeClips`` folder of ``{clip_name}.avi`` files (searched recursively by

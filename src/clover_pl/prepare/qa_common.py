@@ -36,7 +36,7 @@ OPEN_ENDED_SCORING = (
     "answers.coverage is the best reachable accuracy). Questions left out are listed with their ids in "
     "problems.jsonl."
 )
-"""The scoring sentence of every open-ended and fill-in-the-blank protocol (spec/formats.md §14)."""
+"""The scoring sentence of every open-ended and fill-in-the-blank protocol (the VideoQA dataset cards)."""
 
 
 def require_file(path: str) -> str:

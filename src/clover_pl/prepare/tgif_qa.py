@@ -1,6 +1,6 @@
 """``clover-pl prepare tgif_qa``: TGIF-QA FrameQA, Action or Transition from the public csv files.
 
-Inputs (spec/formats.md §12): ``{Train,Test}_{task}_question.csv``. Despite the name they are TAB separated, with a
+Inputs (its dataset card): ``{Train,Test}_{task}_question.csv``. Despite the name they are TAB separated, with a
 header row, CRLF line endings and csv quoting (a quoted cell with doubled quotes inside reads as ``respond "no"``),
 so they are read with a csv reader, never split on TABs. Headers: FrameQA ``gif_name question answer type vid_id key
 description``; Action and Transition ``gif_name question a1 a2 a3 a4 a5 answer vid_id key``. The videos are

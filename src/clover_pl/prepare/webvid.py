@@ -1,6 +1,6 @@
 """``clover-pl prepare webvid``: WebVid-2M (CSV + downloaded videos, or video2dataset shards) to shards + manifest.
 
-From the official CSV (``videoid,name,page_idx,page_dir,duration,contentUrl``, spec/formats.md §1) and a folder
+From the official CSV (``videoid,name,page_idx,page_dir,duration,contentUrl``, its dataset card) and a folder
 of videos, data row ``i`` (header not counted) becomes the sample keyed ``make_key(i // n, i % n, n)`` of shard
 ``i // n`` (``n`` = samples per shard), in the video2dataset layout (§3): members ``.json``, ``.mp4``, ``.txt``.
 A row's video is ``VIDEOS/{page_dir}/{videoid}.mp4``, or ``VIDEOS/{videoid}.mp4`` when the first is absent.
