@@ -70,6 +70,7 @@ def embed_args(clips: dict, out: Path) -> list[str]:
         "--image-size=32",
         "--max-text-length=32",
         "--batch-size=3",
+        "--workers=1",
     ]
 
 

@@ -9,9 +9,10 @@ Example:
 """
 
 from clover_pl.inference.index import Hit, build_index, list_videos, load_index, read_texts, save_index, search
-from clover_pl.inference.loading import Embedder, EmbeddingSettings, load_checkpoint, load_task
+from clover_pl.inference.loading import ClipReader, Embedder, EmbeddingSettings, load_checkpoint, load_task
 
 __all__ = [
+    "ClipReader",
     "Embedder",
     "EmbeddingSettings",
     "Hit",

@@ -36,6 +36,7 @@ def _embed_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-text-length", type=int, help="tokens per text (default: the checkpoint's)")
     parser.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (default 16)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    parser.add_argument("--workers", type=int, default=0, help="processes decoding videos (default 0: this one)")
     return parser
 
 
@@ -77,7 +78,9 @@ def embed(argv: list[str]) -> int:
     def progress(done: int, total: int) -> None:
         print(f"\rembedding videos: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
-    index = build_index(embedder, videos, texts, batch_size=args.batch_size, progress=progress if videos else None)
+    index = build_index(
+        embedder, videos, texts, args.batch_size, progress if videos else None, workers=max(0, args.workers)
+    )
     index["checkpoint"] = os.path.abspath(args.ckpt)
     save_index(index, args.out)
     skipped = index["skipped"]

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 
-from clover_pl.inference.loading import Embedder
+from clover_pl.inference.loading import ClipReader, Embedder
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".gif")
 INDEX_FORMAT = 1
@@ -101,6 +102,7 @@ def build_index(
     texts: list[tuple[str, str]] = (),
     batch_size: int = 16,
     progress: Any = None,
+    workers: int = 0,
 ) -> dict[str, Any]:
     """Embed videos and texts into an index (see the module docstring); unreadable videos are skipped and listed.
 
@@ -110,29 +112,25 @@ def build_index(
         texts: ``(id, text)`` pairs.
         batch_size: clips per forward pass.
         progress: called as ``progress(done, total)`` after every batch of videos, if given.
+        workers: DataLoader worker processes that decode the videos (0: in this process).
     """
     kept: list[tuple[str, str]] = []
     skipped: list[dict[str, str]] = []
     parts: list[torch.Tensor] = [torch.zeros(0, embedder.embed_dim)]
-    pending: list[tuple[str, str, torch.Tensor]] = []
-
-    def flush() -> None:
-        if pending:
-            parts.append(embedder.embed_clips(torch.stack([clip for _, _, clip in pending])))
-            kept.extend((video_id, path) for video_id, path, _ in pending)
-            pending.clear()
-
-    for done, (video_id, path) in enumerate(videos, start=1):
-        clip = embedder.read_clip(path)
-        if isinstance(clip, str):
-            skipped.append({"path": path, "reason": clip})
-        else:
-            pending.append((video_id, path, clip))
-        if len(pending) == batch_size:
-            flush()
-        if progress is not None and (done % batch_size == 0 or done == len(videos)):
+    reader = ClipReader(embedder.settings)
+    loader = DataLoader(
+        _VideoFiles(videos, reader), batch_size=batch_size, num_workers=workers, collate_fn=list, shuffle=False
+    )
+    done = 0
+    for batch in loader:
+        readable = [(video_id, path, clip) for video_id, path, clip in batch if not isinstance(clip, str)]
+        skipped.extend({"path": path, "reason": clip} for _, path, clip in batch if isinstance(clip, str))
+        if readable:
+            parts.append(embedder.embed_clips(torch.stack([clip for _, _, clip in readable])))
+            kept.extend((video_id, path) for video_id, path, _ in readable)
+        done += len(batch)
+        if progress is not None:
             progress(done, len(videos))
-    flush()
     return {
         "format": INDEX_FORMAT,
         "settings": asdict(embedder.settings),
@@ -144,6 +142,21 @@ def build_index(
         "text": embedder.embed_texts([text for _, text in texts]),
         "skipped": skipped,
     }
+
+
+class _VideoFiles(Dataset):
+    """Item i: (id, path, clip or the reason it cannot be read) of the i-th video."""
+
+    def __init__(self, videos: list[tuple[str, str]], reader: ClipReader) -> None:
+        self.videos = videos
+        self.reader = reader
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int) -> tuple[str, str, torch.Tensor | str]:
+        video_id, path = self.videos[index]
+        return video_id, path, self.reader(path)
 
 
 def save_index(index: dict[str, Any], path: str) -> None:

@@ -132,6 +132,30 @@ def tokenizer_from_checkpoint(checkpoint: dict[str, Any], path: str | None = Non
     )
 
 
+class ClipReader:
+    """Reads a video file as evaluation does: ``frames`` at segment centres, centre crop, normalised.
+
+    Holds no model, so a DataLoader's workers can run it.
+    """
+
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        self.settings = settings
+        self.transform = ClipTransform(settings.image_size, train=False)
+
+    def __call__(self, path: str) -> torch.Tensor | str:
+        """(T, C, H, W) float32 clip, or the reason the file cannot be read (``unreadable file``, ``bad video``)."""
+        try:
+            with open(path, "rb") as stream:
+                data = stream.read()
+        except OSError as error:
+            return f"unreadable file ({error.strerror})"
+        try:
+            clip = decode_video(data, self.settings.frames, mode="middle", short_side=self.settings.short_side)
+        except DecodeError as error:
+            return f"bad video ({error.reason})"
+        return self.transform(clip)
+
+
 class Embedder:
     """Clover's dual encoders as a function from video files and texts to L2-normalised embeddings.
 
@@ -156,7 +180,6 @@ class Embedder:
         self.heads = heads.eval().to(self.device)
         self.tokenizer = tokenizer
         self.settings = settings
-        self.transform = ClipTransform(settings.image_size, train=False)
         self.embed_dim = int(self.heads.video.layers[4].out_features)
 
     @classmethod
@@ -180,16 +203,7 @@ class Embedder:
 
     def read_clip(self, path: str) -> torch.Tensor | str:
         """A video file as a (T, C, H, W) normalised clip (segment centres), or the reason it cannot be read."""
-        try:
-            with open(path, "rb") as stream:
-                data = stream.read()
-        except OSError as error:
-            return f"unreadable file ({error.strerror})"
-        try:
-            clip = decode_video(data, self.settings.frames, mode="middle", short_side=self.settings.short_side)
-        except DecodeError as error:
-            return f"bad video ({error.reason})"
-        return self.transform(clip)
+        return ClipReader(self.settings)(path)
 
     @torch.no_grad()
     def embed_clips(self, clips: torch.Tensor) -> torch.Tensor:
