@@ -147,7 +147,7 @@ def test_user_errors_are_one_line(clips: dict, tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)  # may run the session quickstart first
 def test_search_finds_captions_clips_at_the_rate_the_retrieval_metrics_predict(
     quickstart: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
