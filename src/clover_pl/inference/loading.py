@@ -24,15 +24,21 @@ HEAD_NAMES = ("heads", "fused_heads", "mlm_head", "answerer")
 """The task attributes that hold heads (also their state-dict prefixes)."""
 
 
-def load_task(path: str, map_location: Any = "cpu") -> Any:
+def load_task(path: str, map_location: Any = "cpu", checkpoint: dict[str, Any] | None = None) -> Any:
     """The task a clover-pl checkpoint was written by, rebuilt and loaded, in eval mode.
+
+    Args:
+        path: the checkpoint file.
+        map_location: where the tensors go.
+        checkpoint: the file's content when already read (it is then not read again).
 
     Raises:
         ValueError: the checkpoint does not record its task (written before clover-pl described its model).
     """
     from clover_pl.tasks import PretrainTask, RetrievalTask, VideoQATask
 
-    record = read_checkpoint(path).get(RECORD_KEY) or {}
+    checkpoint = read_checkpoint(path, map_location) if checkpoint is None else checkpoint
+    record = checkpoint.get(RECORD_KEY) or {}
     classes = dict(zip(TASKS, (PretrainTask, RetrievalTask, VideoQATask), strict=True))
     task_class = classes.get(record.get("task"))
     if task_class is None:
@@ -40,15 +46,18 @@ def load_task(path: str, map_location: Any = "cpu") -> Any:
             f"{path} does not record which clover-pl task wrote it (a checkpoint from before clover-pl described "
             "its model): load it with <Task>.load_from_checkpoint(path, backbone=<backbone of the same shapes>)"
         )
-    return task_class.load_from_checkpoint(path, map_location=map_location).eval()
+    return task_class.from_checkpoint_dict(checkpoint, path).eval()
 
 
-def load_checkpoint(path: str, map_location: Any = "cpu") -> tuple[CloverBackbone, dict[str, nn.Module]]:
+def load_checkpoint(
+    path: str, map_location: Any = "cpu", checkpoint: dict[str, Any] | None = None
+) -> tuple[CloverBackbone, dict[str, nn.Module]]:
     """Load a clover-pl checkpoint's backbone and heads for inference.
 
     Args:
         path: a checkpoint of any task (``checkpoints/last.ckpt`` of a pretraining, retrieval or VideoQA fit).
         map_location: where the tensors go.
+        checkpoint: the file's content when already read (it is then not read again).
 
     Returns:
         The backbone and ``{name: head}`` in eval mode, named as in the checkpoint: ``heads`` (the dual-encoder
@@ -59,7 +68,7 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> tuple[CloverBackbon
         >>> backbone, heads = load_checkpoint("outputs/quickstart/checkpoints/last.ckpt")  # doctest: +SKIP
         >>> video = heads["heads"].project_video(backbone.encode_video(clips))  # (B, T, 3, H, W) -> (B, E)
     """
-    task = load_task(path, map_location)
+    task = load_task(path, map_location, checkpoint)
     heads = {name: getattr(task, name) for name in HEAD_NAMES if isinstance(getattr(task, name, None), nn.Module)}
     return task.backbone, heads
 
@@ -192,7 +201,7 @@ class Embedder:
     ) -> Embedder:
         """Build from a clover-pl checkpoint; ``settings`` override ``frames``, ``image_size``, ``max_text_length``."""
         checkpoint = read_checkpoint(path)
-        backbone, heads = load_checkpoint(path)
+        backbone, heads = load_checkpoint(path, checkpoint=checkpoint)
         return cls(
             backbone,
             dual_encoder_heads(heads),

@@ -139,6 +139,13 @@ class SelfDescribingTask:
         if hparams_file is not None:
             raise ValueError("hparams_file is not supported: a clover-pl checkpoint records its own hyper-parameters")
         checkpoint = read_checkpoint(checkpoint_path, map_location)
+        return cls.from_checkpoint_dict(checkpoint, checkpoint_path, strict, **kwargs)
+
+    @classmethod
+    def from_checkpoint_dict(
+        cls, checkpoint: dict[str, Any], origin: str, strict: bool | None = None, **kwargs: Any
+    ) -> Any:
+        """:meth:`load_from_checkpoint` for a checkpoint already read (``origin`` names it in messages)."""
         record = checkpoint.get(RECORD_KEY) or {}
         parameters = list(inspect.signature(cls.__init__).parameters)[1:]
         hparams = dict(checkpoint.get("hyper_parameters") or {})
@@ -150,7 +157,7 @@ class SelfDescribingTask:
                 continue
             if name not in modules:
                 raise ValueError(
-                    f"{checkpoint_path} does not describe its {name} (written before clover-pl recorded it): pass "
+                    f"{origin} does not describe its {name} (written before clover-pl recorded it): pass "
                     f"{name}=<module of the same shapes> to load_from_checkpoint"
                 )
             arguments[name] = build_module(modules[name], CloverBackbone if name == "backbone" else nn.Module)
