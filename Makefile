@@ -83,8 +83,12 @@ bench-gpu: $(STAMP) ## the GPU figures (needs CUDA): levers + MFU at base size, 
 print-config: $(STAMP) ## print the resolved config: make print-config CONFIG=conf/...
 	$(BIN)/clover-pl fit --config $(CONFIG) --print_config
 
+wheel: $(STAMP) ## build the wheel into dist/ (offline; conf/ and the dataset cards ship inside it)
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation -w dist .
+	rm -rf build
+
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache lightning_logs outputs
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help install lint format test test-all test-gpu quickstart sweep-synthetic sweep-ablations bench bench-gpu print-config clean
+.PHONY: help install lint format test test-all test-gpu quickstart sweep-synthetic sweep-ablations bench bench-gpu print-config wheel clean
