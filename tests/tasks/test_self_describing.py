@@ -208,3 +208,17 @@ def test_an_encoder_only_bert_directory_builds_pretraining(bert_dir: str, tmp_pa
     assert task.mlm_head.load_report.missing
     assert not task.mlm_head.load_report.loaded
     assert task.mlm_head.decoder.out_features == config.vocab_size
+
+
+class OwnAnswerer(OpenEndedAnswerer):
+    """A user's answerer, outside the clover_pl package."""
+
+
+def test_a_module_from_outside_clover_pl_is_passed_not_built(tmp_path: Path) -> None:
+    task = VideoQATask(clover_tiny(), OwnAnswerer(num_answers=3, hidden_dim=8))
+    path = tmp_path / "own.ckpt"
+    save_like_lightning(task, path)
+    with pytest.raises(ValueError, match=r"cannot rebuild its answerer .*outside the clover_pl package.*answerer="):
+        VideoQATask.load_from_checkpoint(str(path))
+    loaded = VideoQATask.load_from_checkpoint(str(path), answerer=OwnAnswerer(num_answers=3, hidden_dim=8))
+    assert_same_weights(task, loaded)

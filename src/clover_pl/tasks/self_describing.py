@@ -19,7 +19,7 @@ import os
 from typing import Any, ClassVar
 
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 
 from clover_pl.models.architecture import build_module, class_path, describe
@@ -80,11 +80,13 @@ class SelfDescribingTask:
     # ------------------------------------------------------------- checkpoints
     def architecture_record(self) -> dict[str, Any]:
         """What this task's checkpoint records about its model (``checkpoint["clover_pl"]``)."""
-        record: dict[str, Any] = {
-            "format": RECORD_FORMAT,
-            "task": class_path(self),
-            "modules": {name: describe(getattr(self, name)) for name in self.MODULE_ARGUMENTS},
-        }
+        modules = {}
+        for name in self.MODULE_ARGUMENTS:
+            try:
+                modules[name] = describe(getattr(self, name))
+            except TypeError as error:  # a module that cannot describe itself must not stop the run's checkpoints
+                rank_zero_warn(f"the checkpoint will not describe its {name}: {error}")
+        record: dict[str, Any] = {"format": RECORD_FORMAT, "task": class_path(self), "modules": modules}
         vocabulary = self._data_vocabulary()
         if vocabulary is not None:
             record["vocabulary"] = vocabulary
@@ -160,7 +162,10 @@ class SelfDescribingTask:
                     f"{origin} does not describe its {name} (written before clover-pl recorded it): pass "
                     f"{name}=<module of the same shapes> to load_from_checkpoint"
                 )
-            arguments[name] = build_module(modules[name], CloverBackbone if name == "backbone" else nn.Module)
+            try:
+                arguments[name] = build_module(modules[name], CloverBackbone if name == "backbone" else nn.Module)
+            except ValueError as error:
+                raise ValueError(f"{origin}: cannot rebuild its {name} ({error}); pass {name}=<module>") from error
         arguments.update(kwargs)
         task = cls(**arguments)
         task.on_load_checkpoint(checkpoint)
