@@ -46,7 +46,7 @@ def main(args: list[str] | None = None) -> None:
     """
     argv = sys.argv[1:] if args is None else list(args)
     if argv[:1] == ["prepare"]:
-        from clover_pl.data.prepare import main as prepare
+        from clover_pl.prepare import main as prepare
 
         raise SystemExit(prepare(argv[1:]))
     if argv[:1] == ["sweep"]:

@@ -34,8 +34,9 @@ from typing import Any
 import av
 import numpy as np
 
-from clover_pl.data.manifest import index_shards, probe_video, verify_dataset, write_manifest
-from clover_pl.data.prepare.workers import (
+from clover_pl.data.video import DecodeError
+from clover_pl.prepare.manifest import index_shards, probe_video, verify_dataset, write_manifest
+from clover_pl.prepare.workers import (
     Dropped,
     ShardTally,
     add_shared_arguments,
@@ -44,7 +45,6 @@ from clover_pl.data.prepare.workers import (
     report_problems,
     summarize,
 )
-from clover_pl.data.video import DecodeError
 
 COLUMNS = ("videoid", "name", "page_idx", "page_dir", "duration", "contentUrl")
 """The official CSV's columns; a row is kept as a list of these, in this order."""

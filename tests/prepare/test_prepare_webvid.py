@@ -15,12 +15,12 @@ import pytest
 import webdataset as wds
 
 from clover_pl.cli import main as cli_main
-from clover_pl.data.manifest import read_manifest
-from clover_pl.data.prepare import webvid
-from clover_pl.data.prepare.synthetic import encode_mp4
-from clover_pl.data.prepare.workers import convert_rows
 from clover_pl.data.shards import count_samples, expand_urls, iter_shard
 from clover_pl.data.video import decode_video
+from clover_pl.prepare import webvid
+from clover_pl.prepare.manifest import read_manifest
+from clover_pl.prepare.synthetic import encode_mp4
+from clover_pl.prepare.workers import convert_rows
 
 LONG_CAPTION = "a long caption " * 30  # 450 characters
 QUOTED_CAPTION = 'Man says "hello, world", then leaves, smiling.'

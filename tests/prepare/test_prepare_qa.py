@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 import clover_pl
-from clover_pl.data.prepare import main as prepare
-from clover_pl.data.prepare.msrvtt_mc import prepare_msrvtt_mc
-from clover_pl.data.prepare.msrvtt_qa import prepare_msrvtt_qa
-from clover_pl.data.prepare.msvd_qa import prepare_msvd_qa
-from clover_pl.data.prepare.qa_common import question_word
-from clover_pl.data.prepare.synthetic_qa import prepare_synthetic_qa
-from clover_pl.data.prepare.tgif_qa import prepare_tgif_qa
 from clover_pl.data.qa_manifest import read_answer_vocabulary, read_qa_manifest, read_qa_split
+from clover_pl.prepare import main as prepare
+from clover_pl.prepare.msrvtt_mc import prepare_msrvtt_mc
+from clover_pl.prepare.msrvtt_qa import prepare_msrvtt_qa
+from clover_pl.prepare.msvd_qa import prepare_msvd_qa
+from clover_pl.prepare.qa_common import question_word
+from clover_pl.prepare.synthetic_qa import prepare_synthetic_qa
+from clover_pl.prepare.tgif_qa import prepare_tgif_qa
 
 
 def touch(path: Path) -> Path:

@@ -22,9 +22,9 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from clover_pl.data.prepare.qa_common import NUM_OPTIONS, SplitBuilder, report, require_file
-from clover_pl.data.prepare.synthetic_retrieval import synthetic_clips, write_bytes_if_changed
 from clover_pl.data.qa_manifest import SETTINGS, ProblemLog, write_qa_manifest
+from clover_pl.prepare.qa_common import NUM_OPTIONS, SplitBuilder, report, require_file
+from clover_pl.prepare.synthetic_retrieval import synthetic_clips, write_bytes_if_changed
 
 DEFAULT_VAL_VIDEOS = 128
 VIDEO_FOLDER = "videos"

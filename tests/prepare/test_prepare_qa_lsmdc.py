@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from clover_pl.data.prepare import main as prepare
-from clover_pl.data.prepare.lsmdc_fib import mark_blank, prepare_lsmdc_fib
-from clover_pl.data.prepare.lsmdc_mc import prepare_lsmdc_mc, shuffled_order
 from clover_pl.data.qa_manifest import read_answer_vocabulary, read_qa_manifest, read_qa_split
+from clover_pl.prepare import main as prepare
+from clover_pl.prepare.lsmdc_fib import mark_blank, prepare_lsmdc_fib
+from clover_pl.prepare.lsmdc_mc import prepare_lsmdc_mc, shuffled_order
 
 CLIPS = [f"1004_Juno_00.01.0{n}.404-00.01.1{n}.904" for n in range(6)]
 TIMES = "\t".join(["00.01.07.404", "00.01.10.904"] * 2)

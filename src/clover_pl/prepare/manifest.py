@@ -40,9 +40,9 @@ from typing import Any
 import av
 
 import clover_pl
-from clover_pl.data.prepare.workers import Progress, map_unordered
 from clover_pl.data.shards import SHARD_DIGITS, expand_urls, read_stats
 from clover_pl.data.video import DecodeError, decode_image
+from clover_pl.prepare.workers import Progress, map_unordered
 
 MANIFEST_NAME = "manifest.json"
 MEDIA = {"video": ("mp4",), "image": ("jpg", "jpeg", "png", "webp")}

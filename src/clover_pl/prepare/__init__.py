@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-# dataset name -> module under clover_pl.data.prepare with a ``main(argv) -> int``
+# dataset name -> module under clover_pl.prepare with a ``main(argv) -> int``
 DATASETS = {
     "synthetic": "synthetic",
     "webvid": "webvid",
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in DATASETS:
         print(f"clover-pl prepare: unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"clover_pl.data.prepare.{DATASETS[name]}")
+    module = importlib.import_module(f"clover_pl.prepare.{DATASETS[name]}")
     try:
         return int(module.main(rest))
     except (FileNotFoundError, NotADirectoryError) as error:

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clover_pl.data.manifest import (
+from clover_pl.data.shards import expand_urls, write_shards
+from clover_pl.prepare.manifest import (
     brace_pattern,
     duration_seconds,
     index_shards,
@@ -18,8 +19,7 @@ from clover_pl.data.manifest import (
     verify_dataset,
     write_manifest,
 )
-from clover_pl.data.prepare.synthetic import encode_jpg
-from clover_pl.data.shards import expand_urls, write_shards
+from clover_pl.prepare.synthetic import encode_jpg
 
 
 @pytest.mark.parametrize(

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 import clover_pl
-from clover_pl.data.prepare import main as prepare
-from clover_pl.data.prepare.didemo import prepare_didemo
-from clover_pl.data.prepare.lsmdc import prepare_lsmdc
-from clover_pl.data.prepare.msrvtt import carve_val, prepare_msrvtt
-from clover_pl.data.prepare.synthetic_retrieval import prepare_synthetic_retrieval
 from clover_pl.data.retrieval_manifest import available_splits, read_retrieval_split, write_retrieval_manifest
 from clover_pl.data.shards import expand_urls, iter_shard
+from clover_pl.prepare import main as prepare
+from clover_pl.prepare.didemo import prepare_didemo
+from clover_pl.prepare.lsmdc import prepare_lsmdc
+from clover_pl.prepare.msrvtt import carve_val, prepare_msrvtt
+from clover_pl.prepare.synthetic_retrieval import prepare_synthetic_retrieval
 
 MANIFEST_KEYS = {"dataset", "task", "splits", "protocol", "dropped", "sources", "version"}
 

@@ -36,8 +36,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from clover_pl.data.manifest import index_shards, verify_dataset, write_manifest
-from clover_pl.data.prepare.workers import (
+from clover_pl.data.video import DecodeError, decode_image
+from clover_pl.prepare.manifest import index_shards, verify_dataset, write_manifest
+from clover_pl.prepare.workers import (
     Dropped,
     ShardTally,
     add_shared_arguments,
@@ -46,7 +47,6 @@ from clover_pl.data.prepare.workers import (
     report_problems,
     summarize,
 )
-from clover_pl.data.video import DecodeError, decode_image
 
 LAYOUTS = ("auto", "img2dataset", "row", "crc32")
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")

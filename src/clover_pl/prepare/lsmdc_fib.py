@@ -18,8 +18,10 @@ import os
 import re
 from typing import Any
 
-from clover_pl.data.prepare.lsmdc_mc import PREFIX_FIELDS, find_clip
-from clover_pl.data.prepare.qa_common import (
+from clover_pl.data.qa_manifest import BLANK, ProblemLog, write_qa_manifest
+from clover_pl.data.retrieval_manifest import VideoIndex
+from clover_pl.prepare.lsmdc_mc import PREFIX_FIELDS, find_clip
+from clover_pl.prepare.qa_common import (
     OPEN_ENDED_SCORING,
     SplitBuilder,
     converter_parser,
@@ -29,8 +31,6 @@ from clover_pl.data.prepare.qa_common import (
     require_folder,
     vocabulary_text,
 )
-from clover_pl.data.qa_manifest import BLANK, ProblemLog, write_qa_manifest
-from clover_pl.data.retrieval_manifest import VideoIndex
 
 FILES = {
     "train": "LSMDC16_annos_training_FIB.csv",

@@ -7,7 +7,8 @@ import av
 import numpy as np
 import pytest
 
-from clover_pl.data.prepare.synthetic import (
+from clover_pl.data.shards import expand_urls, iter_shard, read_stats
+from clover_pl.prepare.synthetic import (
     BACKGROUNDS,
     COLORS,
     DIRECTIONS,
@@ -23,7 +24,6 @@ from clover_pl.data.prepare.synthetic import (
     prepare_synthetic,
     render,
 )
-from clover_pl.data.shards import expand_urls, iter_shard, read_stats
 
 TINY = {
     "train_videos": 8,

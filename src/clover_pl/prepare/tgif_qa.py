@@ -20,7 +20,9 @@ import csv
 import os
 from typing import Any
 
-from clover_pl.data.prepare.qa_common import (
+from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
+from clover_pl.data.retrieval_manifest import VideoIndex
+from clover_pl.prepare.qa_common import (
     NUM_OPTIONS,
     OPEN_ENDED_SCORING,
     SplitBuilder,
@@ -30,8 +32,6 @@ from clover_pl.data.prepare.qa_common import (
     require_folder,
     vocabulary_text,
 )
-from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
-from clover_pl.data.retrieval_manifest import VideoIndex
 
 TASKS = ("frameqa", "action", "transition")
 FILES = {"train": "Train_{task}_question.csv", "test": "Test_{task}_question.csv"}

@@ -16,7 +16,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from clover_pl.data.prepare.qa_common import (
+from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
+from clover_pl.data.retrieval_manifest import VideoIndex
+from clover_pl.prepare.qa_common import (
     OPEN_ENDED_SCORING,
     SplitBuilder,
     add_json_questions,
@@ -28,8 +30,6 @@ from clover_pl.data.prepare.qa_common import (
     require_folder,
     vocabulary_text,
 )
-from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
-from clover_pl.data.retrieval_manifest import VideoIndex
 
 FILES = {"train": "train_qa.json", "val": "val_qa.json", "test": "test_qa.json"}
 """The annotation file of each split."""

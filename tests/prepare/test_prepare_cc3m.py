@@ -15,10 +15,10 @@ import pytest
 import webdataset as wds
 
 from clover_pl.cli import main as cli_main
-from clover_pl.data.manifest import read_manifest
-from clover_pl.data.prepare import cc3m
-from clover_pl.data.prepare.synthetic import encode_jpg
 from clover_pl.data.shards import iter_shard
+from clover_pl.prepare import cc3m
+from clover_pl.prepare.manifest import read_manifest
+from clover_pl.prepare.synthetic import encode_jpg
 
 QUOTED = 'the "best" view, ever'
 # (caption, image kind); kind: jpg, png, bmp, missing, empty, garbage; None caption: a malformed line

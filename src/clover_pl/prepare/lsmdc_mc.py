@@ -19,8 +19,10 @@ import hashlib
 import os
 from typing import Any
 
-from clover_pl.data.prepare.lsmdc import movie_of
-from clover_pl.data.prepare.qa_common import (
+from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
+from clover_pl.data.retrieval_manifest import VideoIndex
+from clover_pl.prepare.lsmdc import movie_of
+from clover_pl.prepare.qa_common import (
     NUM_OPTIONS,
     SplitBuilder,
     converter_parser,
@@ -30,8 +32,6 @@ from clover_pl.data.prepare.qa_common import (
     require_file,
     require_folder,
 )
-from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
-from clover_pl.data.retrieval_manifest import VideoIndex
 
 FILES = {
     "train": "LSMDC16_multiple_choice_train.csv",

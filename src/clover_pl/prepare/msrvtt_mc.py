@@ -16,7 +16,9 @@ import json
 import os
 from typing import Any
 
-from clover_pl.data.prepare.qa_common import (
+from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
+from clover_pl.data.retrieval_manifest import VideoIndex
+from clover_pl.prepare.qa_common import (
     NUM_OPTIONS,
     SplitBuilder,
     converter_parser,
@@ -24,8 +26,6 @@ from clover_pl.data.prepare.qa_common import (
     require_file,
     require_folder,
 )
-from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
-from clover_pl.data.retrieval_manifest import VideoIndex
 
 DEFAULT_FILE = "msrvtt_retrieval_mc_test.jsonl"
 
