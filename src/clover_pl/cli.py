@@ -1,5 +1,7 @@
-"""The ``clover-pl`` command: LightningCLI's ``fit``, ``validate``, ``test`` and ``predict``, plus the commands of
-:data:`COMMANDS` (``prepare``, ``sweep``), which run without Lightning.
+"""The ``clover-pl`` command: the Trainer's subcommands (LightningCLI) and the commands of :data:`COMMANDS`.
+
+``fit``, ``validate``, ``test`` and ``predict`` run through LightningCLI; ``prepare`` and ``sweep`` (and any command
+added to :data:`COMMANDS`) run without Lightning.
 
 Configs are YAML in LightningCLI's ``class_path``/``init_args`` dialect, read in omegaconf mode so that values can
 be interpolated (``${oc.env:CLOVER_BERT_DIR}``, ``${model.init_args.backbone...}``), resolved after all sources

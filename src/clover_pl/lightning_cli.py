@@ -34,7 +34,10 @@ from clover_pl.model_summary import ModelSummary
 from clover_pl.progress_bar import StepProgressBar
 from clover_pl.tensorboard import Pictures, SelectionMetricHParams
 
-TENSORBOARD_LOGGERS = ("lightning.pytorch.loggers.TensorBoardLogger", "lightning.pytorch.loggers.tensorboard.TensorBoardLogger")
+TENSORBOARD_LOGGERS = (
+    "lightning.pytorch.loggers.TensorBoardLogger",
+    "lightning.pytorch.loggers.tensorboard.TensorBoardLogger",
+)
 
 
 class CloverCLI(LightningCLI):
@@ -50,8 +53,10 @@ class CloverCLI(LightningCLI):
         """
 
     def _add_subcommands(self, parser: LightningArgumentParser, **kwargs: Any) -> None:
-        """The Trainer's subcommands, then those of :data:`clover_pl.cli.COMMANDS` (listed in ``--help`` only:
-        :func:`clover_pl.cli.main` runs them before this parser is built)."""
+        """The Trainer's subcommands, then those of :data:`clover_pl.cli.COMMANDS`.
+
+        The latter are listed in ``--help`` only: :func:`clover_pl.cli.main` runs them before this parser is built.
+        """
         super()._add_subcommands(parser, **kwargs)
         from clover_pl.cli import COMMANDS
 

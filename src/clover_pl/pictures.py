@@ -1,5 +1,6 @@
-"""Pictures of a run, drawn with matplotlib (Agg, no display): what the model receives, what it retrieves, and how
-held-out retrieval improves with training.
+"""Pictures of a run, drawn with matplotlib (Agg, no display).
+
+What the model receives, what it retrieves, and how held-out retrieval improves with training:
 
 - :func:`draw_training_clips`: clips of a pretraining batch as the model receives them (frames after the random
   crop, the masked-video cells drawn over them), the masked caption and the words it has to recover;
@@ -258,7 +259,10 @@ def retrieval_examples(
 
 
 def draw_retrieval_examples(
-    target: Figure | SubFigure, examples: Sequence[RetrievalExample], thumbnails: dict[int, np.ndarray], step: int | None
+    target: Figure | SubFigure,
+    examples: Sequence[RetrievalExample],
+    thumbnails: dict[int, np.ndarray],
+    step: int | None,
 ) -> None:
     """Each query's top clips in a row, the true clip framed in green (an extra column when it is not in the top).
 

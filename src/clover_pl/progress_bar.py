@@ -74,7 +74,7 @@ class StepProgressBar(ProgressBar):
 
     @staticmethod
     def total_steps(trainer: L.Trainer) -> int | None:
-        """The optimiser steps of the whole run: ``max_steps``, else the estimate for ``max_epochs`` (None if unknown)."""
+        """The optimiser steps of the run: ``max_steps``, else the estimate for ``max_epochs`` (None if unknown)."""
         if trainer.max_steps is not None and trainer.max_steps > 0:
             return trainer.max_steps
         try:

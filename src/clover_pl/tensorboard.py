@@ -1,5 +1,7 @@
-"""What a run puts in TensorBoard besides Lightning's scalars: the selection metric in the hparams view, and at
-each validation two pictures (training clips as the model receives them; held-out retrieval examples).
+"""What a run puts in TensorBoard besides Lightning's scalars.
+
+The selection metric in the hparams view, and at each validation two pictures (training clips as the model receives
+them; held-out retrieval examples).
 
 Both callbacks are added to every run with a TensorBoardLogger by :class:`clover_pl.lightning_cli.CloverCLI`;
 name one in a config's ``trainer.callbacks`` to change its arguments (``Pictures(max_clips=0, num_queries=0)``
