@@ -26,6 +26,7 @@ import torch.nn.functional as F  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure, SubFigure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from clover_pl.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
@@ -322,7 +323,8 @@ def draw_recall_curves(
         axis.axhline(chance, linestyle="--", color="grey", linewidth=1, label=f"chance R@1 ({chance:.1f})")
     axis.set_xlabel("training step")
     axis.set_ylabel("held-out text-to-video recall (%)")
-    axis.set_ylim(0, 100)
+    axis.set_ylim(0, 104)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="upper left")
     target.suptitle("zero-shot retrieval on the held-out clips", fontsize=10)
