@@ -13,8 +13,10 @@ from clover_pl.validation_gallery import ValidationGallery
 
 
 class RetrievalFigure(L.Callback):
-    """Write one PNG when fitting ends: held-out text-to-video R@1/5/10 at every validation, and the last
-    validation's top-5 clips for a few caption queries; print its path (global rank zero).
+    """Write one PNG when fitting ends and print its path (global rank zero).
+
+    The PNG shows held-out text-to-video R@1/5/10 at every validation, and the last validation's top-5 clips for a
+    few caption queries.
 
     Needs a task that sets ``last_retrieval`` (``t2v_r@1``, ``t2v_r@5``, ``t2v_r@10``, ``chance_r@1``) and, for the
     examples, ``last_validation_embeddings``, as :class:`clover_pl.tasks.PretrainTask`. The curve's points are kept
