@@ -129,7 +129,8 @@ def progress(
         options: dict[str, Any] = {"file": stream, "dynamic_ncols": True}
     else:
         interval = line_interval()
-        options = {"file": LineWriter(stream), "mininterval": interval, "maxinterval": max(interval, 10.0)}
+        # miniters=1: every update checks the clock, so tqdm's monitor thread never forces an extra line.
+        options = {"file": LineWriter(stream), "mininterval": interval, "miniters": 1}
         # No bar graphic in a log file: the count, the share done, the time spent and left, the rate.
         options["bar_format"] = PLAIN_FORMAT if total is not None or _has_len(iterable) else PLAIN_FORMAT_NO_TOTAL
         options["leave"] = True  # the final state is the line a log reader looks for
