@@ -101,7 +101,7 @@ def masked_caption(
     """
     length = int(attention_mask.sum())
     shown = tokenizer.convert_ids_to_tokens(masked_input_ids[:length].tolist())
-    special = set(tokenizer.all_special_tokens) - {tokenizer.mask_token}
+    special = {tokenizer.cls_token, tokenizer.sep_token, tokenizer.pad_token}  # [UNK] and [MASK] stay visible
     targets = []
     for position in torch.nonzero(mlm_labels[:length] != -100).flatten().tolist():
         original = tokenizer.convert_ids_to_tokens(int(mlm_labels[position]))
