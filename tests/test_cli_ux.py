@@ -80,3 +80,15 @@ def test_latest_version_and_checkpoint_step(tmp_path: Path) -> None:
     assert checkpoint_step("last", trainer) == 7
     assert checkpoint_step(str(tmp_path / "last.ckpt"), Namespace()) == 7
     assert checkpoint_step(str(tmp_path / "missing.ckpt"), Namespace()) is None
+
+
+def test_the_command_module_and_progress_helper_import_neither_torch_nor_lightning() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, clover_pl.cli, clover_pl.progress\n"
+        "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"

@@ -35,6 +35,17 @@ def selection_metric(trainer: L.Trainer) -> str | None:
     return None
 
 
+def logged_step(trainer: L.Trainer) -> int:
+    """The step Lightning gives the metrics logged now, so that pictures line up with the validation scalars.
+
+    While fitting, Lightning counts the batches that stepped the optimiser *before* the current one's increment
+    (a validation after ``global_step`` N is logged at step N - 1); elsewhere, ``global_step``.
+    """
+    if trainer.state.fn == "fit":
+        return int(getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step))
+    return int(trainer.global_step)
+
+
 class SelectionMetricHParams(L.Callback):
     """Show the run's selection metric (e.g. ``val/t2v_r_sum``) in TensorBoard's hparams view, not ``hp_metric=-1``.
 
@@ -147,9 +158,10 @@ class Pictures(L.Callback):
                 rank_zero_warn(f"TensorBoard pictures not drawn: {type(error).__name__}: {error}")
                 self._warned = True
             return
+        step = logged_step(trainer)
         for logger in loggers:
             for tag, image in images.items():
-                logger.experiment.add_image(tag, image, trainer.global_step, dataformats="HWC")
+                logger.experiment.add_image(tag, image, step, dataformats="HWC")
         self.last_seconds = time.perf_counter() - start
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
