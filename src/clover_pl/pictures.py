@@ -139,7 +139,10 @@ def draw_training_clips(
     picked = np.unique(np.linspace(0, frames - 1, min(frames, max_frames)).round().astype(int))
     pixels = to_uint8_frames(video[:, picked], max_side=128)
     mask = batch.get("video_mask")
-    figure = Figure(figsize=(1.9 * max(len(picked), 3), 2.35 * count + 0.5), dpi=100, layout="constrained")
+    height = 2.35 * count + 0.5
+    figure = Figure(figsize=(1.9 * max(len(picked), 3), height), dpi=100)
+    # Fixed margins, not the constrained layout: drawn at every validation, and the layout solver costs seconds.
+    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.75 / height, wspace=0.05, hspace=0.32)
     title = "training clips as the model receives them (red: masked-video cells)"
     figure.suptitle(title if step is None else f"{title}, step {step}", fontsize=10)
     axes = figure.subplots(count, len(picked), squeeze=False)

@@ -180,7 +180,12 @@ class Pictures(L.Callback):
             if examples:
                 from matplotlib.figure import Figure
 
-                figure = Figure(figsize=(1.6 * (self.top_k + 1), 1.9 * len(examples) + 0.4), layout="constrained")
+                height = 1.9 * len(examples) + 0.5
+                figure = Figure(figsize=(1.6 * (self.top_k + 1), height))
+                # Fixed margins: the constrained layout solver would cost seconds at every validation.
+                figure.subplots_adjust(
+                    left=0.01, right=0.99, bottom=0.04, top=1 - 0.6 / height, wspace=0.08, hspace=0.38
+                )
                 draw_retrieval_examples(figure, examples, self.gallery.thumbnails, trainer.global_step)
                 images["pictures/retrieval_examples"] = figure_to_array(figure)
         return images
