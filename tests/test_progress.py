@@ -75,3 +75,21 @@ def test_bad_interval_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_sweep_eta_is_the_mean_cell_time_times_the_cells_left() -> None:
     assert "no time estimate" in remaining_time([], 4)
     assert remaining_time([60.0, 120.0], 4) == "about 06:00 left (2 cell(s) run, 01:30 each)"
+
+
+def test_a_terminal_without_a_size_still_gets_a_bar() -> None:
+    import os
+
+    master, slave = os.openpty()  # a new pseudo-terminal reports 0 columns and 0 rows, like `docker -t` or `script`
+    try:
+        with os.fdopen(slave, "w", closefd=False) as stream:
+            assert os.get_terminal_size(slave).columns == 0
+            for _ in progress(range(2), desc="cells", stream=stream, mininterval=0):
+                pass
+            stream.flush()
+        written = os.read(master, 65536).decode(errors="replace")
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert "cells: 100%" in written
+    assert "2/2" in written
