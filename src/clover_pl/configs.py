@@ -10,6 +10,7 @@ you edit is the one used. ``clover-pl configs`` lists what is shipped.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -82,3 +83,12 @@ def list_configs() -> list[str]:
         if root is not None:
             names += sorted(f"{kind}/{path.relative_to(root).as_posix()}" for path in root.rglob("*.yaml"))
     return names
+
+
+def main(argv: list[str]) -> int:
+    """``clover-pl configs``: print every shipped config's name, one a line."""
+    if argv:
+        print(f"clover-pl configs takes no arguments, got {' '.join(argv)}", file=sys.stderr)
+        return 2
+    print("\n".join(list_configs()))
+    return 0

@@ -127,11 +127,10 @@ def search_command(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    """Dispatch ``embed`` / ``search``; a user error is one line on stderr and exit status 2."""
-    command, rest = argv[0], argv[1:]
+def run(command: str, argv: list[str]) -> int:
+    """Run ``embed`` or ``search`` with its arguments; a user error is one line on stderr and exit status 2."""
     try:
-        return embed(rest) if command == "embed" else search_command(rest)
+        return embed(argv) if command == "embed" else search_command(argv)
     except (FileNotFoundError, ValueError) as error:
         print(f"clover-pl {command}: {error}", file=sys.stderr)
         return 2
