@@ -129,6 +129,8 @@ class SourceMixer:
 
     def state_dict(self) -> dict[str, Any]:
         """The position of the next batch to train: what a checkpoint needs to continue this epoch exactly."""
+        if self._resume is not None:  # restored, not iterated yet: the restored position is still the position
+            return self._resume
         trained = self.trained_batches()
         trained = self._handed_out if trained is None else trained
         if trained in self._snapshots:  # the trainer is behind the mixer (Lightning prefetches a batch)

@@ -201,8 +201,14 @@ class ShardPipeline(torch.utils.data.IterableDataset):
         return dict(self._state)
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        """Continue the next iteration of the same epoch after ``state``'s position."""
+        """Continue the next iteration of the same epoch after ``state``'s position.
+
+        The restored position is also what :meth:`state_dict` returns until the next batch is yielded: a worker
+        that is checkpointed before producing a batch since the resume must not be saved at position 0, or the next
+        resume would replay its share of the epoch.
+        """
         self._resume = dict(state)
+        self._state = dict(state)
 
     def _shard_stream(self, rng: random.Random) -> Iterator[dict[str, Any]]:
         if self.resampled:
@@ -217,6 +223,7 @@ class ShardPipeline(torch.utils.data.IterableDataset):
         seed = worker_seed(self.seed, self.epoch, self.rank)
         resume = self._resume if self._resume and self._resume.get("epoch") == self.epoch else None
         self._resume = None
+        self._state = dict(resume) if resume else {"epoch": self.epoch, "position": 0, "reported": 0}
         start = resume["position"] if resume else 0
         reported = resume["reported"] if resume else 0
         counter = SkipCounter()
