@@ -9,7 +9,12 @@ steps.
 
 The mixer is resumable in the middle of an epoch: its ``state_dict`` (saved by Lightning in every checkpoint)
 records, for the batch the trainer will train next, the epoch, the step index, whose turn it is, which sources are
-exhausted, and each source loader's ``StatefulDataLoader`` state (every worker's position in its stream).
+exhausted, each source loader's ``StatefulDataLoader`` state (every worker's position in its stream), and the skip
+counts of the batches before it (:class:`~clover_pl.data.skip_ledger.SkipLedger`).
+
+Skip counts ride on each batch out of the data workers; the mixer takes them off (the trainer never sees them), adds
+them to the ledger, checks the skip rate, and ends an epoch that produced no batch with an error that names the
+shards and the counts (otherwise the trainer would start empty epochs forever).
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torchdata.stateful_dataloader import StatefulDataLoader
+
+from clover_pl.data.pipeline import TALLY
+from clover_pl.data.skip_ledger import EmptyEpoch, SkipLedger
 
 SCHEDULES = ("alternate", "weighted")
 SNAPSHOTS_KEPT = 16  # states of recent steps; the trainer is at most its prefetch depth (1) behind the mixer
@@ -38,6 +46,8 @@ class SourceMixer:
         weights: per-source weights of the ``weighted`` schedule (None: equal).
         epoch_batches: stop an epoch after this many batches (required when the sources are resampled).
         seed: seed of the weighted draws (combined with epoch and step, so resuming needs no generator state).
+        ledger: where the skip counts go (None: a ledger with every reason the batches carry, default rate limit).
+        report: called at the end of every epoch with (epoch, skip counts summed over ranks).
     """
 
     def __init__(
@@ -49,6 +59,8 @@ class SourceMixer:
         weights: list[float] | None = None,
         epoch_batches: int | None = None,
         seed: int = 0,
+        ledger: SkipLedger | None = None,
+        report: Callable[[int, dict[str, int]], None] | None = None,
     ) -> None:
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
@@ -61,6 +73,8 @@ class SourceMixer:
         self.weights = weights
         self.epoch_batches = epoch_batches
         self.seed = seed
+        self.ledger = ledger if ledger is not None else SkipLedger(())
+        self.report = report
         self._resume: dict[str, Any] | None = None
         self._snapshots: dict[int, dict[str, Any]] = {}
         self._live: dict[str, Any] | None = None  # loaders, turn and exhausted flags of the running epoch
@@ -83,12 +97,15 @@ class SourceMixer:
         """Yield one epoch's batches (continuing a restored position when one was loaded)."""
         epoch = self.current_epoch()
         loaders = self.make_loaders(epoch)
-        state = self._resume if self._resume is not None and self._resume["epoch"] == epoch else None
-        self._resume = None
+        resume, self._resume = self._resume, None
+        state = resume if resume is not None and resume["epoch"] == epoch else None
+        self.ledger.new_epoch()
+        if resume is not None and "skips" in resume:  # the run's counts go on, also into a new epoch
+            self.ledger.load_state_dict(resume["skips"], same_epoch=state is not None)
         exhausted, turn, index = [False] * len(loaders), 0, 0
         if state is not None:
             if state.get("finished"):
-                exhausted = [True] * len(loaders)
+                exhausted, index = [True] * len(loaders), state["index"]
             else:
                 exhausted, turn, index = list(state["exhausted"]), state["turn"], state["index"]
                 for loader, loader_state in zip(loaders, state["loaders"], strict=True):
@@ -106,6 +123,14 @@ class SourceMixer:
                     batch = next(iterators[source])
                 except StopIteration:
                     exhausted[source] = True
+                    continue
+                skipped = batch.pop("skipped", {})
+                if TALLY in batch:  # a worker that produced no batch: its skips only
+                    self.ledger.add(0, skipped)
+                    batch = None
+                else:
+                    self.ledger.add(batch_size(batch), skipped)
+                self.ledger.check()
             if not all_ranks_have_a_batch(batch is not None):
                 break
             self._snapshots[index] = snapshot
@@ -114,6 +139,23 @@ class SourceMixer:
             live["turn"], self._handed_out = turn, index
             yield batch
         self._live = None
+        self._end_epoch(epoch, index, loaders)
+
+    def _end_epoch(self, epoch: int, index: int, loaders: list[StatefulDataLoader]) -> None:
+        """Report the epoch's skips (summed over ranks); an epoch without a batch is an error."""
+        reasons = sorted(set(self.ledger.reasons) | set(self.ledger.epoch))
+        counts = dict(zip(reasons, sum_over_ranks([self.ledger.epoch.get(r, 0) for r in reasons]), strict=True))
+        if index == 0 and self.epoch_batches != 0:
+            urls = [url for loader in loaders for url in getattr(loader.dataset, "urls", [])]
+            shown = ", ".join(urls[:8]) + (f", ... ({len(urls)} shards)" if len(urls) > 8 else "")
+            raise EmptyEpoch(
+                f"epoch {epoch} produced no batch: every sample of the shards was skipped or there were fewer "
+                f"samples than a batch (shards: {shown}); skipped by reason, all ranks: "
+                f"{SkipLedger.describe(counts) if any(counts.values()) else 'none'}. "
+                "Check the shards (clover-pl prepare ... --verify)."
+            )
+        if self.report is not None:
+            self.report(epoch, counts)
 
     def _position(self, index: int) -> dict[str, Any]:
         """The running epoch's state now, as the position of batch ``index``."""
@@ -125,6 +167,7 @@ class SourceMixer:
             "turn": live["turn"],
             "exhausted": list(live["exhausted"]),
             "loaders": [loader.state_dict() for loader in live["loaders"]],
+            "skips": self.ledger.state_dict(),
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -137,11 +180,27 @@ class SourceMixer:
             return self._snapshots[trained]
         if self._live is not None and trained == self._handed_out:  # paused right after the last batch handed out
             return self._position(trained)
-        return {"epoch": self._epoch, "index": trained, "finished": True}  # the epoch is over
+        # The epoch is over.
+        return {"epoch": self._epoch, "index": trained, "finished": True, "skips": self.ledger.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from ``state`` at the next iteration of the same epoch."""
         self._resume = state
+
+
+def batch_size(batch: dict[str, Any]) -> int:
+    """Samples in a batch: the length of its first tensor."""
+    return next(len(value) for value in batch.values() if isinstance(value, torch.Tensor))
+
+
+def sum_over_ranks(values: list[int]) -> list[int]:
+    """Element-wise sum over all ranks (the values themselves without a process group)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return list(values)
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    tensor = torch.tensor(values, dtype=torch.long, device=device)
+    dist.all_reduce(tensor)
+    return [int(value) for value in tensor.tolist()]
 
 
 def all_ranks_have_a_batch(have: bool) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
@@ -15,6 +16,7 @@ from clover_pl.data.masking import TextMasker
 from clover_pl.data.mixing import SCHEDULES, SourceMixer
 from clover_pl.data.pipeline import SampleSkipped, ShardPipeline
 from clover_pl.data.shards import count_samples, expand_urls
+from clover_pl.data.skip_ledger import SkipLedger
 from clover_pl.data.text import load_tokenizer
 from clover_pl.data.transforms import ClipTransform
 from clover_pl.data.video import DECODE_ERROR_REASONS, DecodeError, decode_image, decode_video
@@ -23,6 +25,8 @@ from clover_pl.data.video_masking import BlockMaskGenerator
 # Every reason a sample or tar member can be skipped for; fixed, so every rank logs the same keys.
 SKIP_REASONS = (
     "corrupt_tar",
+    "samples_lost",
+    "failed_download",
     "no_caption",
     "caption_not_utf8",
     "caption_empty",
@@ -151,7 +155,7 @@ class PretrainDataModule(L.LightningDataModule):
     Args:
         tokenizer: local BERT directory or ``vocab.txt`` for the tokenizer.
         video_shards: video shards (``.mp4`` + ``.txt`` + ``.json``, as video2dataset writes them): a brace
-            pattern, a list, local paths or ``pipe:`` URLs. None for none.
+            pattern, a list, local paths or URLs (``pipe:`` URLs only with ``allow_pipe_urls``). None for none.
         image_shards: image shards (``.jpg`` + ``.txt``, as img2dataset writes them); images are one-frame clips.
         validation_shards: held-out clips with one caption each, for zero-shot retrieval during fit.
         schedule: how sources share the steps: ``"alternate"`` (one batch from each in turn, as the release) or
@@ -176,6 +180,12 @@ class PretrainDataModule(L.LightningDataModule):
         num_workers: DataLoader workers per source.
         shuffle_buffer: samples in the shuffle buffer of each worker.
         seed: base seed of shard order, sample order, augmentation and masking (combined with the epoch).
+        max_skip_rate: stop the run when more than this fraction of the samples read so far were skipped (bad
+            videos, empty captions, samples lost in damaged shards), once ``skip_check_after`` samples were read.
+            Failed downloads kept by video2dataset are counted apart and not against it.
+        skip_check_after: samples read before the skip rate is checked.
+        allow_pipe_urls: accept ``pipe:`` shard URLs. webdataset runs them as shell commands on every data worker,
+            so this trusts whoever wrote the config (refused by default).
     """
 
     def __init__(
@@ -204,10 +214,15 @@ class PretrainDataModule(L.LightningDataModule):
         num_workers: int = 2,
         shuffle_buffer: int = 1000,
         seed: int = 0,
+        max_skip_rate: float = 0.2,
+        skip_check_after: int = 1000,
+        allow_pipe_urls: bool = False,
     ) -> None:
         super().__init__()
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
+        if not 0.0 <= max_skip_rate <= 1.0:
+            raise ValueError(f"data.init_args.max_skip_rate must lie in [0, 1], got {max_skip_rate}")
         self.save_hyperparameters()
         self.mixer: SourceMixer | None = None
         self.sources: list[ShardPipeline] = []
@@ -234,7 +249,17 @@ class PretrainDataModule(L.LightningDataModule):
                 )
                 self.sources.append(
                     ShardPipeline(
-                        urls, decoder, stack, hp.batch_size, hp.seed, True, hp.shuffle_buffer, True, hp.resampled
+                        urls,
+                        decoder,
+                        stack,
+                        hp.batch_size,
+                        seed=hp.seed,
+                        shuffle=True,
+                        shuffle_buffer=hp.shuffle_buffer,
+                        drop_last=True,
+                        resampled=hp.resampled,
+                        allow_pipe_urls=hp.allow_pipe_urls,
+                        emit_tally=True,
                     )
                 )
         if stage in ("fit", "validate") and hp.validation_shards:
@@ -242,7 +267,15 @@ class PretrainDataModule(L.LightningDataModule):
                 tokenizer, test_transform, hp.validation_frames, hp.max_text_length, hp.short_side
             )
             self.validation = ShardPipeline(
-                hp.validation_shards, decoder, stack, hp.validation_batch_size, hp.seed, False, 0, False
+                hp.validation_shards,
+                decoder,
+                stack,
+                hp.validation_batch_size,
+                seed=hp.seed,
+                shuffle=False,
+                shuffle_buffer=0,
+                drop_last=False,
+                allow_pipe_urls=hp.allow_pipe_urls,
             )
 
     def _loader(self, dataset: ShardPipeline, stateful: bool = False) -> DataLoader:
@@ -299,8 +332,19 @@ class PretrainDataModule(L.LightningDataModule):
             list(hp.weights) if hp.weights is not None else None,
             epoch_batches,
             hp.seed,
+            ledger=SkipLedger(SKIP_REASONS, hp.max_skip_rate, hp.skip_check_after),
+            report=self.report_skips,
         )
         return self.mixer
+
+    def report_skips(self, epoch: int, counts: dict[str, int]) -> None:
+        """Log an epoch's skips (summed over ranks) as ``train/skipped_<reason>`` and print the non-zero ones."""
+        logger = self.trainer.logger if self.trainer is not None else None
+        if logger is not None and self.trainer.is_global_zero:
+            step = self.trainer.global_step
+            logger.log_metrics({f"train/skipped_{reason}": float(count) for reason, count in counts.items()}, step)
+        if any(counts.values()):
+            rank_zero_info(f"epoch {epoch}: skipped samples {SkipLedger.describe(counts)}")
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         """The held-out retrieval set, in shard order."""
