@@ -145,10 +145,26 @@ def tar_samples(
             count("samples_lost", sizes[url] - delivered)
 
 
+class _FirstBlock:
+    """A read-only stream that keeps its first tar block, to tell an empty archive from one of unreadable bytes."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.head = b""
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        if len(self.head) < tarfile.BLOCKSIZE:
+            self.head += data[: tarfile.BLOCKSIZE - len(self.head)]
+        return data
+
+
 def _read_tar(url: str, stream: Any, report: Callable[[Exception], Any]) -> Iterator[dict[str, Any]]:
+    stream = _FirstBlock(stream)
     tar = tarfile.open(fileobj=stream, mode="r|*", ignore_zeros=True)  # noqa: SIM115 (the caller closes stream)
     sample: dict[str, Any] = {}
     end: int | None = 0  # where the next header starts if nothing is damaged
+    members = 0
     while True:
         try:
             member = tar.next()
@@ -158,6 +174,7 @@ def _read_tar(url: str, stream: Any, report: Callable[[Exception], Any]) -> Iter
             continue
         if member is None:
             break
+        members += 1
         if end is not None and member.offset != end:
             report(tarfile.ReadError(f"damaged header at byte {end} of {url}"))
         end = member.offset_data + -(-member.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
@@ -175,6 +192,9 @@ def _read_tar(url: str, stream: Any, report: Callable[[Exception], Any]) -> Iter
         sample.update({"__key__": key, "__url__": url, extension.lower(): data})
     if sample:
         yield sample
+    if not members and stream.head.strip(b"\0"):  # bytes, but not one tar header (an empty tar is all zeros)
+        report(tarfile.ReadError(f"{url} holds no readable tar member"))
+        return
     if end is not None and tar.offset < end + 2 * tarfile.BLOCKSIZE:
         report(tarfile.ReadError(f"{url} ends without the end-of-archive blocks"))
 
