@@ -7,6 +7,7 @@
   in the checkpoint (11, 16.6).
 """
 
+import json
 import time
 from pathlib import Path
 
@@ -32,42 +33,69 @@ def find(tree: object, key: str) -> list:
     return []
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, float]:
-    out = tmp_path_factory.mktemp("whole")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CLOVER_OUT", str(out))
-        main(tiny_run(synthetic_data, out, *common(out), "--trainer.max_steps=12"))
-    return losses(out)
-
-
-def common(out: Path) -> list[str]:
+def every_step(out: Path) -> list[str]:
+    """12 steps, a checkpoint after every step into ``out/steps/s{global_step}.ckpt``; CSV losses in ``out``."""
+    checkpoint = {
+        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+        "init_args": {
+            "dirpath": str(out / "steps"),
+            "filename": "s{step}",
+            "auto_insert_metric_name": False,
+            "every_n_train_steps": 1,
+            "save_top_k": -1,
+        },
+    }
     return [
         "--trainer.limit_val_batches=0",
         "--trainer.log_every_n_steps=1",
+        "--trainer.max_steps=12",
+        f"--trainer.callbacks=[{json.dumps(checkpoint)}]",
         "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
         f"--trainer.logger.init_args.save_dir={out}",
     ]
 
 
+@pytest.fixture(scope="module")
+def first_resume(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[int, float], Path]:
+    """An uninterrupted 12-step run (two epochs), and a run resumed from its step-2 checkpoint, both saving every step.
+
+    Returns the uninterrupted losses and the resumed run's folder; its losses equal the uninterrupted ones.
+    """
+    whole, resumed = tmp_path_factory.mktemp("whole"), tmp_path_factory.mktemp("resumed")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLOVER_OUT", str(whole))
+        main(tiny_run(synthetic_data, whole, *every_step(whole)))
+        patch.setenv("CLOVER_OUT", str(resumed))
+        ckpt = f"--ckpt_path={whole}/steps/s{FIRST_RESUME}.ckpt"
+        main(tiny_run(synthetic_data, resumed, *every_step(resumed), ckpt))
+    uninterrupted, again = losses(whole), losses(resumed)
+    assert sorted(uninterrupted) == list(range(12))
+    assert sorted(again) == list(range(FIRST_RESUME, 12))
+    for step in again:
+        assert again[step] == pytest.approx(uninterrupted[step], rel=1e-6, abs=1e-6), step
+    return uninterrupted, resumed
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("offset", range(SOURCES * WORKERS + 2))
+@pytest.mark.parametrize("offset", range(1, SOURCES * WORKERS + 2))
 def test_a_resume_of_a_resume_repeats_the_uninterrupted_run(
     synthetic_data: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    uninterrupted: dict[int, float],
+    first_resume: tuple[dict[int, float], Path],
     offset: int,
 ) -> None:
-    # Stop at step 2, resume to step 2 + offset (a checkpoint taken `offset` steps after the resume), resume to 12.
+    # The resumed run's checkpoint `offset` steps after its resume, resumed again to step 12. Offset 0 (a checkpoint
+    # before the resumed run's first step) is covered at the data level in test_resume_state.py.
+    uninterrupted, resumed = first_resume
     monkeypatch.setenv("CLOVER_OUT", str(tmp_path))
-    for stop, resume in ((FIRST_RESUME, []), (FIRST_RESUME + offset, ["--ckpt_path=last"]), (12, ["--ckpt_path=last"])):
-        main(tiny_run(synthetic_data, tmp_path, *common(tmp_path), f"--trainer.max_steps={stop}", *resume))
-    resumed = losses(tmp_path)
-    assert sorted(resumed) == sorted(uninterrupted) == list(range(12))
-    for step in range(FIRST_RESUME + offset, 12):
-        assert resumed[step] == pytest.approx(uninterrupted[step], rel=1e-6, abs=1e-6), step
+    ckpt = f"--ckpt_path={resumed}/steps/s{FIRST_RESUME + offset}.ckpt"
+    main(tiny_run(synthetic_data, tmp_path, *every_step(tmp_path), ckpt))
+    again = losses(tmp_path)
+    assert sorted(again) == list(range(FIRST_RESUME + offset, 12))
+    for step in again:
+        assert again[step] == pytest.approx(uninterrupted[step], rel=1e-6, abs=1e-6), step
 
 
 @pytest.mark.slow

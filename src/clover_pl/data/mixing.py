@@ -28,7 +28,7 @@ import torch.distributed as dist
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from clover_pl.data.pipeline import TALLY
-from clover_pl.data.skip_ledger import EmptyEpoch, SkipLedger
+from clover_pl.data.skip_ledger import EmptyEpoch, SkipLedger, SkipRateExceeded
 
 SCHEDULES = ("alternate", "weighted")
 SNAPSHOTS_KEPT = 16  # states of recent steps; the trainer is at most its prefetch depth (1) behind the mixer
@@ -80,6 +80,8 @@ class SourceMixer:
         self._live: dict[str, Any] | None = None  # loaders, turn and exhausted flags of the running epoch
         self._epoch = 0
         self._handed_out = 0
+        self._trainer_offset = 0
+        self._iterated = False
 
     def _pick(self, epoch: int, index: int, turn: int, exhausted: list[bool]) -> int:
         live = [source for source in range(len(exhausted)) if not exhausted[source]]
@@ -94,29 +96,45 @@ class SourceMixer:
         return random.Random(f"{self.seed}:{epoch}:{index}").choices(live, weights=live_weights)[0]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        """Yield one epoch's batches (continuing a restored position when one was loaded)."""
-        epoch = self.current_epoch()
-        loaders = self.make_loaders(epoch)
+        """Yield one epoch's batches (continuing a restored position when one was loaded).
+
+        The data's epoch is the mixer's own: the restored one (the next after a finished one), else the one after
+        the previous iteration, else the trainer's. Lightning's epoch counter does not follow the data on a resume:
+        from a checkpoint written when ``max_steps`` stopped a run mid-epoch it counts the epoch as done, and from a
+        step checkpoint at an epoch's last batch it skips an epoch number; following it would drop or reorder data.
+        """
         resume, self._resume = self._resume, None
-        state = resume if resume is not None and resume["epoch"] == epoch else None
+        if resume is not None:
+            epoch = resume["epoch"] + (1 if resume.get("finished") else 0)
+        else:
+            epoch = self._epoch + 1 if self._iterated else self.current_epoch()
+        self._iterated = True
+        state = resume if resume is not None and not resume.get("finished") else None
+        loaders = self.make_loaders(epoch)
         self.ledger.new_epoch()
         if resume is not None and "skips" in resume:  # the run's counts go on, also into a new epoch
             self.ledger.load_state_dict(resume["skips"], same_epoch=state is not None)
         exhausted, turn, index = [False] * len(loaders), 0, 0
         if state is not None:
-            if state.get("finished"):
-                exhausted, index = [True] * len(loaders), state["index"]
-            else:
-                exhausted, turn, index = list(state["exhausted"]), state["turn"], state["index"]
-                for loader, loader_state in zip(loaders, state["loaders"], strict=True):
-                    loader.load_state_dict(loader_state)
+            exhausted, turn, index = list(state["exhausted"]), state["turn"], state["index"]
+            for loader, loader_state in zip(loaders, state["loaders"], strict=True):
+                loader.load_state_dict(loader_state)
         iterators = [iter(loader) for loader in loaders]
         self._epoch, self._snapshots, self._handed_out = epoch, {}, index
+        # The trainer's batch count where this iteration starts is `index`, except after the resumes above, where
+        # Lightning's count carries on from the checkpoint while the data starts an epoch: map by the difference.
+        trained = self.trained_batches()
+        self._trainer_offset = 0 if trained is None else trained - index
         live = {"loaders": loaders, "turn": turn, "exhausted": exhausted}
         self._live = live
         while True:
-            batch, source, snapshot = None, -1, None
-            while batch is None and not all(exhausted) and (self.epoch_batches is None or index < self.epoch_batches):
+            batch, source, snapshot, error = None, -1, None, None
+            while (
+                batch is None
+                and error is None
+                and not all(exhausted)
+                and (self.epoch_batches is None or index < self.epoch_batches)
+            ):
                 source = self._pick(epoch, index, turn, exhausted)
                 snapshot = self._position(index)
                 try:
@@ -130,8 +148,18 @@ class SourceMixer:
                     batch = None
                 else:
                     self.ledger.add(batch_size(batch), skipped)
-                self.ledger.check()
-            if not all_ranks_have_a_batch(batch is not None):
+                try:
+                    self.ledger.check()
+                except SkipRateExceeded as exceeded:
+                    error = exceeded
+            # Ranks agree on going on and on stopping, so that no rank is left waiting in a collective.
+            have, stop = ranks_agree(batch is not None, error is not None)
+            if stop:
+                raise error or SkipRateExceeded(
+                    "stopping: another rank's skip rate passed data.init_args.max_skip_rate (its message names the "
+                    f"counts); this rank: {self.ledger.skipped} of {self.ledger.read} samples skipped"
+                )
+            if not have:
                 break
             self._snapshots[index] = snapshot
             self._snapshots.pop(index - SNAPSHOTS_KEPT, None)
@@ -175,7 +203,7 @@ class SourceMixer:
         if self._resume is not None:  # restored, not iterated yet: the restored position is still the position
             return self._resume
         trained = self.trained_batches()
-        trained = self._handed_out if trained is None else trained
+        trained = self._handed_out if trained is None else trained - self._trainer_offset
         if trained in self._snapshots:  # the trainer is behind the mixer (Lightning prefetches a batch)
             return self._snapshots[trained]
         if self._live is not None and trained == self._handed_out:  # paused right after the last batch handed out
@@ -211,9 +239,14 @@ def all_ranks_have_a_batch(have: bool) -> bool:
     the epoch ends for everyone when the first rank runs out (the others' last batches are left for the next epoch's
     reshuffle).
     """
+    return ranks_agree(have)[0]
+
+
+def ranks_agree(have: bool, stop: bool = False) -> tuple[bool, bool]:
+    """(every rank has a next batch, some rank must stop the run): one all-reduce for both."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return have
+        return have, stop
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
-    flag = torch.tensor([1 if have else 0], device=device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-    return bool(flag.item())
+    flags = torch.tensor([1 if have else 0, 0 if stop else 1], device=device)
+    dist.all_reduce(flags, op=dist.ReduceOp.MIN)
+    return bool(flags[0].item()), not bool(flags[1].item())
