@@ -171,8 +171,10 @@ class SourceMixer:
 
     def _end_epoch(self, epoch: int, index: int, loaders: list[StatefulDataLoader]) -> None:
         """Report the epoch's skips (summed over ranks); an epoch without a batch is an error."""
-        reasons = sorted(set(self.ledger.reasons) | set(self.ledger.epoch))
+        # The fixed reasons are summed over ranks (every rank reduces the same list); any other is this rank's own.
+        reasons = list(self.ledger.reasons)
         counts = dict(zip(reasons, sum_over_ranks([self.ledger.epoch.get(r, 0) for r in reasons]), strict=True))
+        counts.update({reason: n for reason, n in self.ledger.epoch.items() if reason not in counts})
         if index == 0 and self.epoch_batches != 0:
             urls = [url for loader in loaders for url in getattr(loader.dataset, "urls", [])]
             shown = ", ".join(urls[:8]) + (f", ... ({len(urls)} shards)" if len(urls) > 8 else "")
