@@ -99,6 +99,25 @@ def test_a_resume_of_a_resume_repeats_the_uninterrupted_run(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_extending_max_steps_twice_repeats_the_uninterrupted_run(
+    synthetic_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_resume: tuple[dict[int, float], Path]
+) -> None:
+    # Stopped by max_steps mid-epoch, Lightning writes last.ckpt with the epoch counted as done; the data continues
+    # its own epoch from the checkpoint instead of starting the next one.
+    uninterrupted, _ = first_resume
+    monkeypatch.setenv("CLOVER_OUT", str(tmp_path))
+    csv = ["--trainer.limit_val_batches=0", "--trainer.log_every_n_steps=1"]
+    csv += ["--trainer.logger=lightning.pytorch.loggers.CSVLogger", f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    for stop, resume in ((2, []), (3, ["--ckpt_path=last"]), (12, ["--ckpt_path=last"])):
+        main(tiny_run(synthetic_data, tmp_path, *csv, f"--trainer.max_steps={stop}", *resume))
+    extended = losses(tmp_path)
+    assert sorted(extended) == list(range(12))
+    for step in extended:
+        assert extended[step] == pytest.approx(uninterrupted[step], rel=1e-6, abs=1e-6), step
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_unreadable_shards_stop_the_fit_with_an_error_naming_them(
     synthetic_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
