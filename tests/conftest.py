@@ -103,7 +103,7 @@ def tiny_backbone():
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny synthetic dataset: 4 video shards x 4, 2 image shards x 4, 2 held-out shards x 4, 32 px clips."""
-    from clover_pl.data.prepare.synthetic import prepare_synthetic
+    from clover_pl.prepare.synthetic import prepare_synthetic
 
     out = tmp_path_factory.mktemp("synthetic")
     prepare_synthetic(

@@ -127,7 +127,7 @@ def test_retrieval_fine_tuning_beats_zero_shot(
 def test_predict_exports_embeddings_with_ids(
     synthetic_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from clover_pl.data.prepare.synthetic_retrieval import prepare_synthetic_retrieval
+    from clover_pl.prepare.synthetic_retrieval import prepare_synthetic_retrieval
 
     root = tmp_path / "retrieval"
     prepare_synthetic_retrieval(str(synthetic_data), str(root), train_videos=8, val_videos=4)

@@ -1,8 +1,12 @@
-"""The ``clover-pl`` command: LightningCLI with ``fit``, ``validate``, ``test`` and ``predict``.
+"""The ``clover-pl`` command: the Trainer's subcommands (LightningCLI) and the commands of :data:`COMMANDS`.
+
+``fit``, ``validate``, ``test`` and ``predict`` run through LightningCLI; ``prepare`` and ``sweep`` (and any command
+added to :data:`COMMANDS`) run without Lightning.
 
 Configs are YAML in LightningCLI's ``class_path``/``init_args`` dialect, read in omegaconf mode so that values can
 be interpolated (``${oc.env:CLOVER_BERT_DIR}``, ``${model.init_args.backbone...}``), resolved after all sources
-are merged.
+are merged. This module imports neither torch nor Lightning: the Trainer subcommands load them when they run
+(:mod:`clover_pl.lightning_cli`).
 """
 
 from __future__ import annotations
@@ -14,28 +18,37 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import importlib  # noqa: E402
 import sys  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
-from lightning.pytorch.cli import LightningCLI  # noqa: E402
-
-DESCRIPTION = (
-    "Clover video-language pretraining on PyTorch Lightning. Besides the Trainer subcommands below, "
-    "`clover-pl prepare <dataset> --help` converts a dataset into shards or manifests (`clover-pl prepare` lists "
-    "the datasets), and `clover-pl sweep --help` evaluates checkpoints on benchmarks into a results table."
-)
+if TYPE_CHECKING:
+    from clover_pl.lightning_cli import CloverCLI
 
 
-class CloverCLI(LightningCLI):
-    """LightningCLI whose model and data are any LightningModule / LightningDataModule given by ``class_path``."""
+@dataclass(frozen=True)
+class Command:
+    """A ``clover-pl`` subcommand that is not a Trainer method: ``main(argv) -> exit code`` in ``module``.
 
-    def _parse_ckpt_path(self) -> None:
-        """Keep the config's model: never replace it by the hyper-parameters stored in ``--ckpt_path``.
+    Attributes:
+        module: the module holding ``main`` (imported only when the command runs).
+        help: one line for ``clover-pl --help``.
+    """
 
-        LightningCLI would rebuild the model recorded in the checkpoint, so `clover-pl test --config
-        conf/retrieval/msrvtt.yaml --ckpt_path <pretrain.ckpt>` (zero-shot evaluation) would build the PretrainTask
-        of that checkpoint instead of the RetrievalTask the config names. Resuming is unaffected: the config is
-        given again.
-        """
+    module: str
+    help: str
+
+
+COMMANDS: dict[str, Command] = {
+    "prepare": Command(
+        "clover_pl.prepare", "Convert a dataset into shards or manifests (`clover-pl prepare` lists the datasets)."
+    ),
+    "sweep": Command("clover_pl.sweeps.cli", "Evaluate checkpoints on benchmarks into a results table."),
+}
+"""Subcommands besides the Trainer's, by name; ``clover-pl --help`` lists them. Add a command here."""
+
+DESCRIPTION = "Clover video-language pretraining on PyTorch Lightning."
 
 
 def main(args: list[str] | None = None) -> None:
@@ -44,15 +57,13 @@ def main(args: list[str] | None = None) -> None:
     Args:
         args: arguments instead of ``sys.argv[1:]`` (tests).
     """
+    from clover_pl.quiet import silence_known_warnings
+
+    silence_known_warnings()
     argv = sys.argv[1:] if args is None else list(args)
-    if argv[:1] == ["prepare"]:
-        from clover_pl.data.prepare import main as prepare
-
-        raise SystemExit(prepare(argv[1:]))
-    if argv[:1] == ["sweep"]:
-        from clover_pl.sweeps.cli import main as sweep
-
-        raise SystemExit(sweep(argv[1:]))
+    command = COMMANDS.get(argv[0]) if argv else None
+    if command is not None:
+        raise SystemExit(importlib.import_module(command.module).main(argv[1:]))
     run_cli(args)
 
 
@@ -65,6 +76,10 @@ def run_cli(args: list[str] | None = None) -> CloverCLI:
     Returns:
         The CLI object, whose ``model``, ``datamodule`` and ``trainer`` are those of the run.
     """
+    from clover_pl.lightning_cli import CloverCLI
+    from clover_pl.quiet import silence_known_warnings
+
+    silence_known_warnings()
     return CloverCLI(
         model_class=None,
         datamodule_class=None,

@@ -86,7 +86,7 @@ def launches(sweep_dir: Path) -> dict[str, int]:
 def test_killed_sweep_resumes_without_running_anything_twice(
     checkpoints: Path, synthetic_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from clover_pl.data.prepare.synthetic_retrieval import prepare_synthetic_retrieval
+    from clover_pl.prepare.synthetic_retrieval import prepare_synthetic_retrieval
 
     retrieval = tmp_path / "retrieval"
     prepare_synthetic_retrieval(str(synthetic_data), str(retrieval), train_videos=8, val_videos=4)
