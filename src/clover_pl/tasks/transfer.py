@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 
+from clover_pl.checkpoint_load import load_checkpoint_file
+from clover_pl.errors import UserError
 from clover_pl.models.swin_checkpoint import LoadReport
 
 
@@ -17,18 +17,12 @@ def read_lightning_state(path: str, key: str = "model.init_args.init_from") -> d
         key: the config key that named it, for messages.
 
     Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: the file is not a readable Lightning checkpoint.
+        UserError: no file at ``path``, a URL, or not a readable Lightning checkpoint (a ``ValueError``).
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path} ({key})")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any reader failure means the same thing to the user
-        raise ValueError(f"{path} is not a readable checkpoint: {error}") from error
+    checkpoint = load_checkpoint_file(path, key)  # local, weights_only=True; UserError naming the file
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
-        raise ValueError(f"{path} has no state_dict: not a Lightning checkpoint")
+        raise UserError(f"{key} {path}: has no state_dict, not a Lightning checkpoint")
     return state
 
 
