@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import zipfile
 from typing import Any
 
 import torch
@@ -79,8 +78,8 @@ def load_checkpoint_file(path: str, what: str = "--ckpt_path", map_location: Any
                 "with weights_only=True (tensors and plain containers only; nothing in a file is run)"
             ) from None
         raise UserError(f"{what} {path}: not a PyTorch checkpoint (unreadable or damaged)") from None
-    except (EOFError, RuntimeError, KeyError, ValueError, zipfile.BadZipFile) as error:
-        reason = "empty file" if isinstance(error, EOFError) else "unreadable, truncated or damaged"
-        raise UserError(f"{what} {path}: not a PyTorch checkpoint ({reason})") from None
     except OSError as error:
         raise UserError(f"{what} {path}: cannot be read ({error.strerror or error})") from None
+    except Exception as error:  # noqa: BLE001 - a damaged file makes the reader fail in many ways (EOF, zip, index)
+        reason = "empty file" if isinstance(error, EOFError) else "unreadable, truncated or damaged"
+        raise UserError(f"{what} {path}: not a PyTorch checkpoint ({reason})") from None
