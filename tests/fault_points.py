@@ -5,11 +5,14 @@ Loaded by child ``clover-pl fit`` processes through ``--trainer.callbacks+=`` wi
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import signal
 import time
 
 import lightning as L
+import torch
 
 
 class SignalAt(L.Callback):
@@ -33,3 +36,28 @@ class SignalAt(L.Callback):
         else:
             os.kill(os.getpid(), number)
         time.sleep(0.5)  # let the signal arrive before the loop goes on (a handler runs between bytecodes)
+
+
+class FullDiskAt(L.Callback):
+    """From training step ``step`` on, every ``torch.save`` writes a third of its bytes, then fails with ENOSPC.
+
+    This is what a checkpoint disk that fills up during a save looks like to the writer.
+    """
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        if trainer.global_step != self.step:
+            return
+        real_save = torch.save
+
+        def full_disk(obj, stream, *args, **kwargs) -> None:
+            buffer = io.BytesIO()
+            real_save(obj, buffer, *args, **kwargs)
+            data = buffer.getvalue()
+            stream.write(data[: len(data) // 3])
+            stream.flush()
+            raise OSError(errno.ENOSPC, "No space left on device", getattr(stream, "name", None))
+
+        torch.save = full_disk

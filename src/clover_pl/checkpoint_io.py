@@ -38,8 +38,12 @@ class SafeCheckpointIO(TorchCheckpointIO):
         if is_url(path):
             raise UserError(f"checkpoint folder {path}: checkpoints are written to local files only")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with atomic_open(path, "wb", durable=True) as stream:
-            torch.save(checkpoint, stream)
+        try:
+            with atomic_open(path, "wb", durable=True) as stream:
+                torch.save(checkpoint, stream)
+        except OSError as error:  # a full or read-only disk: the user's to fix, and the previous file is intact
+            reason = error.strerror or str(error)
+            raise UserError(f"checkpoint {path}: not saved ({reason}); the previous file there is kept") from error
 
     def load_checkpoint(
         self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
