@@ -102,7 +102,7 @@ def test_safe_checkpoint_io_round_trip_and_failed_save_keeps_the_previous(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(UserError, match=r"last\.ckpt: not saved \(No space left on device\); the previous file"):
         io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "global_step": 2}, path)
     monkeypatch.setattr(torch, "save", real_save)
     loaded = io.load_checkpoint(path)
@@ -260,3 +260,17 @@ def test_one_line_errors_name_the_file_of_os_errors() -> None:
     assert find_user_error(wrapped) is error
     assert one_line(error) == "/out/checkpoints: Permission denied"
     assert find_user_error(KeyError("x")) is None
+
+
+def test_sweep_checkpoint_lists_refuse_urls_and_pickled_code(tmp_path: Path) -> None:
+    from clover_pl.sweeps.grid import list_checkpoints
+
+    marker = tmp_path / "MARKER"
+    (tmp_path / "run").mkdir()
+    evil = evil_checkpoint(tmp_path / "run" / "evil.ckpt", marker)
+    ((path, step, problem),) = list_checkpoints(str(tmp_path / "run"))
+    assert (path, step) == (str(evil), None)
+    assert problem.startswith(f"sweep checkpoint {evil}: refused, it holds the Python object posix.system")
+    ((_, _, problem),) = list_checkpoints("https://example.org/x.ckpt")
+    assert "must be local files" in problem
+    assert not marker.exists()

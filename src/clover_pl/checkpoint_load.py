@@ -52,13 +52,16 @@ def check_local_checkpoint(path: str, what: str = "--ckpt_path") -> str:
     return path
 
 
-def load_checkpoint_file(path: str, what: str = "--ckpt_path", map_location: Any = "cpu") -> dict[str, Any]:
+def load_checkpoint_file(
+    path: str, what: str = "--ckpt_path", map_location: Any = "cpu", mmap: bool = False
+) -> dict[str, Any]:
     """Read a local checkpoint with ``torch.load(weights_only=True)``: tensors and plain containers only.
 
     Args:
         path: a local file.
         what: the option or key that named it, for the message.
         map_location: as in :func:`torch.load`.
+        mmap: memory-map the file (tensors are read only when used), as in :func:`torch.load`.
 
     Returns:
         The checkpoint's content.
@@ -69,7 +72,7 @@ def load_checkpoint_file(path: str, what: str = "--ckpt_path", map_location: Any
     """
     check_local_checkpoint(path, what)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         found = re.search(r"GLOBAL ([\w.]+)", str(error))
         if found:
