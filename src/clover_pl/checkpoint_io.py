@@ -24,6 +24,18 @@ from clover_pl.errors import UserError
 from clover_pl.files import atomic_open
 
 
+def _os_error_in(error: BaseException) -> OSError | None:
+    """The first ``OSError`` in an exception's chain (itself, its cause or context), or None."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class SafeCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoint IO: atomic, durable saves beside the target; local ``weights_only=True`` loads."""
 
@@ -41,8 +53,13 @@ class SafeCheckpointIO(TorchCheckpointIO):
         try:
             with atomic_open(path, "wb", durable=True) as stream:
                 torch.save(checkpoint, stream)
-        except OSError as error:  # a full or read-only disk: the user's to fix, and the previous file is intact
-            reason = error.strerror or str(error)
+        except Exception as error:
+            # A full or read-only disk (torch's zip writer re-raises the OSError as a RuntimeError): the user's to fix,
+            # and the previous file is intact. Anything else is a bug and propagates.
+            cause = _os_error_in(error)
+            if cause is None:
+                raise
+            reason = cause.strerror or str(cause)
             raise UserError(f"checkpoint {path}: not saved ({reason}); the previous file there is kept") from error
 
     def load_checkpoint(
