@@ -133,9 +133,12 @@ def test_kills_at_random_steps_and_right_after_a_resume(
         assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
         assert saved_step(tmp_path) == step - 1  # the step's own save had not happened yet
         resume = ["--ckpt_path=last"]
+    stale = tmp_path / "checkpoints" / ".last.ckpt.99999.clover-partial"  # as a kill during a save leaves it
+    stale.write_bytes(b"half a checkpoint")
     result = fit(synthetic_data, tmp_path, *resume)
     assert result.returncode == 0, result.stderr[-3000:]
     assert saved_step(tmp_path) == STEPS
+    assert os.listdir(tmp_path / "checkpoints") == ["last.ckpt"]  # the stale partial file was removed at the start
     assert_same_losses(losses(tmp_path), reference)
 
 
