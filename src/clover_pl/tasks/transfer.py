@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from clover_pl.checkpoint_load import load_checkpoint_file
@@ -17,8 +19,11 @@ def read_lightning_state(path: str, key: str = "model.init_args.init_from") -> d
         key: the config key that named it, for messages.
 
     Raises:
-        UserError: no file at ``path``, a URL, or not a readable Lightning checkpoint (a ``ValueError``).
+        FileNotFoundError: no file at ``path``.
+        UserError: not a readable Lightning checkpoint (a ``ValueError``).
     """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path} ({key})")
     checkpoint = load_checkpoint_file(path, key)  # local, weights_only=True; UserError naming the file
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
