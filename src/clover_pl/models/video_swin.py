@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
-from clover_pl.models.swin_checkpoint import LoadReport, load_video_swin_checkpoint
+from clover_pl.models.load_report import LoadReport
+from clover_pl.models.swin_checkpoint import load_video_swin_checkpoint
 
 Size3 = tuple[int, int, int]
 

@@ -12,7 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from clover_pl.losses import VideoTextContrastiveLoss
 from clover_pl.models import CloverBackbone, DualEncoderHeads
-from clover_pl.models.swin_checkpoint import LoadReport
+from clover_pl.models.load_report import LoadReport
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
 from clover_pl.tasks.optimization import configure_from_hparams, step_seed
 from clover_pl.tasks.transfer import read_lightning_state, select_transfer

@@ -8,7 +8,7 @@ import torch
 
 from clover_pl.checkpoint_load import load_checkpoint_file
 from clover_pl.errors import UserError
-from clover_pl.models.swin_checkpoint import LoadReport
+from clover_pl.models.load_report import LoadReport
 
 
 def read_lightning_state(path: str, key: str = "model.init_args.init_from") -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from clover_pl.data.jsonl import write_text_atomic
 from clover_pl.metrics.qa import IGNORE_LABEL, correct_answers, qa_metrics
 from clover_pl.models import CloverBackbone
-from clover_pl.models.swin_checkpoint import LoadReport
+from clover_pl.models.load_report import LoadReport
 from clover_pl.tasks.answerers import Answerer, SimilarityChoiceAnswerer
 from clover_pl.tasks.evaluation import EmbeddingCollector
 from clover_pl.tasks.optimization import configure_from_hparams, step_seed
