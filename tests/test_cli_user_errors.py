@@ -68,3 +68,31 @@ def test_a_read_only_output_folder_is_one_line(
             folder.chmod(0o755)
     assert code == 2
     assert lines[-1] in (f"error: {folder}/out: Read-only file system", f"error: {folder}/out: Permission denied")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("subcommand", ["fit", "validate"])
+def test_a_random_bytes_or_malicious_ckpt_path_is_one_line(
+    subcommand: str,
+    tmp_path: Path,
+    synthetic_data: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from test_checkpoint_safety import RANDOM_BYTES, evil_checkpoint
+    from test_pretrain_run import tiny_run
+
+    monkeypatch.setenv("CLOVER_OUT", str(tmp_path / "out"))
+    monkeypatch.setenv("CLOVER_DATA", str(synthetic_data))
+    command = [subcommand, *tiny_run(synthetic_data, tmp_path / "out")[1:], "--data.init_args.num_workers=0"]
+    random_file = tmp_path / "random.ckpt"
+    random_file.write_bytes(RANDOM_BYTES)
+    code, lines = run_main([*command, f"--ckpt_path={random_file}"], capsys)
+    assert code == 2
+    assert lines[-1] == f"error: --ckpt_path {random_file}: not a PyTorch checkpoint (unreadable or damaged)"
+    marker = tmp_path / "MARKER"
+    evil = evil_checkpoint(tmp_path / "evil.ckpt", marker)
+    code, lines = run_main([*command, f"--ckpt_path={evil}"], capsys)
+    assert code == 2
+    assert lines[-1].startswith(f"error: --ckpt_path {evil}: refused, it holds the Python object posix.system")
+    assert not marker.exists()
