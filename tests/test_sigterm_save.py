@@ -13,7 +13,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from clover_pl.callbacks import ModelCheckpoint
 from clover_pl.checkpoint_io import SafeCheckpointIO
-from clover_pl.cli import CloverCLI
+from clover_pl.lightning_cli import CloverCLI
 from fault_points import SignalAt
 
 

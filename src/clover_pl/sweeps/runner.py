@@ -13,10 +13,13 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
+
+from tqdm.std import tqdm
 
 from clover_pl.sweeps.cell_lock import cell_lock, die_with_parent, lock_holder
 from clover_pl.sweeps.commands import Command, evaluate_command, fine_tune_command, train_command
@@ -218,6 +221,20 @@ def _tail(path: str, lines: int = 25, limit: int = 4000) -> str:
     return f"last lines of {path}:\n{text[-limit:]}"
 
 
+def remaining_time(durations: list[float], left: int) -> str:
+    """``"about 12:30 left (2 cells run, 6:15 each)"``: the mean time of the cells run so far times the cells left.
+
+    Args:
+        durations: seconds of each cell run so far in this sweep (stored or invalid cells take no time).
+        left: cells not finished yet, the current one included.
+    """
+    if not durations:
+        return f"{left} cell(s) to go, no time estimate before the first one finishes"
+    mean = sum(durations) / len(durations)
+    each = tqdm.format_interval(mean)
+    return f"about {tqdm.format_interval(mean * left)} left ({len(durations)} cell(s) run, {each} each)"
+
+
 def _run_locked(
     cell: Cell,
     sweep: SweepConfig,
@@ -225,17 +242,18 @@ def _run_locked(
     launch: Launch,
     echo: Callable[[str], None],
     prefix: str,
+    estimate: str,
 ) -> dict[str, Any] | None:
     """Run the cell holding its folder's lock (rank zero); None, reported, when another process is running it."""
     if process_rank() != 0:
-        echo(f"{prefix}: running")
+        echo(f"{prefix}: running; {estimate}")
         return run_cell(cell, sweep, records, launch)
     folder = cell_dir(sweep, cell)
     with cell_lock(folder) as lock:
         if lock is None:
             echo(f"{prefix}: running in another process ({lock_holder(folder)}); not started again")
             return None
-        echo(f"{prefix}: running")
+        echo(f"{prefix}: running; {estimate}")
 
         def launch_holding_lock(command: Command, log_path: str) -> int:
             return launch(dataclasses.replace(command, pass_fds=(*command.pass_fds, lock.fd)), log_path)
@@ -264,13 +282,16 @@ def run_cells(
         store: the results store.
         problems: cell id -> why it cannot run.
         launch: how a command is run.
-        echo: where progress lines go (default: stdout).
+        echo: where progress lines go (default: stderr). Each line counts the cells done of the total and, once
+            a cell has run, estimates the time left from the mean time of the cells run so far.
 
     Returns:
         The latest record of every cell of the store after the run.
     """
-    echo = echo or (lambda line: print(line, flush=True))
+    echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     records = store.latest()
+    left = sum(records.get(cell.id, {}).get("status") != OK for cell in cells)
+    durations: list[float] = []
     for index, cell in enumerate(cells, start=1):
         prefix = f"[{index}/{len(cells)}] {cell.id} {cell.describe()}"
         if records.get(cell.id, {}).get("status") == OK:
@@ -284,9 +305,13 @@ def run_cells(
         if problem is not None:
             record = failed_record(cell, problem)
         else:
-            record = _run_locked(cell, sweep, records, launch, echo, prefix)
-            if record is None:
+            started = time.perf_counter()
+            record = _run_locked(cell, sweep, records, launch, echo, prefix, remaining_time(durations, left))
+            if record is None:  # running in another sweep: its record comes from there
+                left -= 1
                 continue
+            durations.append(time.perf_counter() - started)
+        left -= 1
         if process_rank() == 0:
             store.append(record)
         records[cell.id] = record
