@@ -125,7 +125,7 @@ def test_kills_at_random_steps_and_right_after_a_resume(
 ) -> None:
     # SIGKILL (nothing can be caught) at a random step, at the first step after that resume, and at another random
     # step; each time the run resumes from last.ckpt (saved every step) and the losses stay those of one run.
-    # A kill at step 7 would leave the checkpoint of the epoch's last batch (step 6): see the xfail test below.
+    # A kill at step 7 would leave the checkpoint of the epoch's last batch (step 6): the test below.
     first = random.Random(16).randint(2, 4)
     kills = [first, first + 1, random.Random(17).randint(8, STEPS - 1)]
     resume: list[str] = []
@@ -143,15 +143,11 @@ def test_kills_at_random_steps_and_right_after_a_resume(
     assert_same_losses(losses(tmp_path), reference)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, not fixed: resuming from a checkpoint saved at the last batch of an epoch (every_n_train_steps, "
-    "a kill or SIGTERM right there) runs an empty epoch 1 (the data loader restored at the end of epoch 0 yields "
-    "nothing) and continues with epoch 2's order",
-)
 def test_a_resume_from_the_last_batch_of_an_epoch(
     synthetic_data: Path, tmp_path: Path, reference: dict[int, float]
 ) -> None:
+    # Lightning then runs an empty remainder of epoch 0 and counts on from epoch 2; the data follows the epoch in
+    # the checkpoint (epoch 0 finished: epoch 1 next), not Lightning's counter.
     result = fit(synthetic_data, tmp_path, fault("SignalAt", step=7, signal_name="SIGKILL"))
     assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
     assert saved_step(tmp_path) == 6  # an epoch is 6 batches: saved at its last batch
