@@ -14,15 +14,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from clover_pl.errors import UserError
+
 NOT_COUNTED = ("failed_download",)
 """Reasons counted and logged, but not against the skip rate."""
 
 
-class SkipRateExceeded(RuntimeError):
+class SkipRateExceeded(UserError):
     """More than ``max_skip_rate`` of the samples read were skipped."""
 
 
-class EmptyEpoch(RuntimeError):
+class EmptyEpoch(UserError):
     """An epoch ended without a single batch: every sample of the shards was skipped, or there were too few."""
 
 
