@@ -149,6 +149,29 @@ def decode_video(
         raise DecodeError("corrupt", f"{type(error).__name__}: {error}") from error
 
 
+def count_frames(data: bytes) -> int:
+    """The number of frames `decode_video` samples from (the sample table's count, else counted by demuxing).
+
+    Other decoders (`clover_pl.data.gpu_decode`) sample their frame indices from this count, so that they pick the
+    same frames as `decode_video` for the same generator.
+
+    Raises:
+        DecodeError: For bytes that are not a readable video.
+    """
+    if not data:
+        raise DecodeError("empty", "no bytes")
+    reader = _VideoReader(data, None, 1)
+    try:
+        count = _metadata_frame_count(reader.container, reader.stream, len(data))
+        return count if count is not None else _demux_table(reader.container, reader.stream).num_frames
+    except DecodeError:
+        raise
+    except Exception as error:  # see decode_video
+        raise DecodeError("corrupt", f"{type(error).__name__}: {error}") from error
+    finally:
+        reader.container.close()
+
+
 def decode_image(data: bytes, short_side: int | None = None) -> torch.Tensor:
     """Decodes an encoded image (JPEG, PNG, ...) as a one-frame clip.
 

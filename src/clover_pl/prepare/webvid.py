@@ -14,8 +14,10 @@ dropped rows are simply absent (as in img2dataset). Captions are stripped and cu
 Videos are copied byte for byte unless ``--fps``, ``--short-side`` or ``--max-duration`` is given; then every
 video is re-encoded with libx264 (yuv420p, crf 23, preset veryfast, one thread, a keyframe every second), frames
 resampled to the new rate, the short side scaled down (never up) to the given length with even sizes, cut after
-the given seconds, audio dropped, a phone's rotation applied to the pixels. The settings are in each sample's
-json (``reencode``) and in the manifest.
+the given seconds, audio dropped, a phone's rotation applied to the pixels. ``--preset train`` re-encodes for cheap
+8-frame sampling (short side 256, short keyframe interval, x264 ``fastdecode``; `clover_pl.prepare.presets`), keeping
+the frame rate and frame count. The settings are in each sample's json (``reencode``) and in the manifest, and the
+manifest's summary compares the bytes per clip with the originals'.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import numpy as np
 
 from clover_pl.data.video import DecodeError
 from clover_pl.prepare.manifest import index_shards, probe_video, verify_dataset, write_manifest
+from clover_pl.prepare.presets import DEFAULT_ENCODE, PRESETS, EncodeSettings
 from clover_pl.prepare.workers import (
     Dropped,
     ShardTally,
@@ -58,6 +61,14 @@ class Reencode:
     fps: float | None = None
     short_side: int | None = None
     max_duration: float | None = None
+    encode: EncodeSettings | None = None  # None: `DEFAULT_ENCODE`
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as recorded in the json and the manifest (``encode`` only when given)."""
+        recorded = asdict(self)
+        if self.encode is None:
+            del recorded["encode"]
+        return recorded
 
 
 def read_webvid_csv(path: str) -> Iterator[tuple[int, list[str | None] | None]]:
@@ -104,6 +115,7 @@ class WebVidConverter:
         if not caption:
             raise Dropped("empty_caption")
         data = self.read_video(page_dir, videoid)
+        tally.source_bytes += len(data)
         try:
             seconds = probe_video(data)
             if self.reencode is not None:
@@ -121,7 +133,7 @@ class WebVidConverter:
             "page_dir": page_dir,
             "duration": duration,
             "duration_seconds": round(seconds, 3),
-            "reencode": asdict(self.reencode) if self.reencode else None,
+            "reencode": self.reencode.settings() if self.reencode else None,
             "caption": caption,
             "url": url,
             "key": key,
@@ -178,7 +190,7 @@ def reencode_video(data: bytes, settings: Reencode) -> tuple[bytes, float]:
         rate = Fraction(settings.fps).limit_denominator(1001) if settings.fps else source_rate
         limit = Fraction(settings.max_duration).limit_denominator(1000) if settings.max_duration else None
         with av.open(output, mode="w", format="mp4") as target:
-            writer = _Writer(target, rate, settings.short_side, limit)
+            writer = _Writer(target, rate, settings.short_side, limit, settings.encode or DEFAULT_ENCODE)
             start, held, time = None, None, Fraction(0)
             for index, frame in enumerate(source.decode(stream)):
                 if frame.pts is not None and stream.time_base is not None:
@@ -203,8 +215,10 @@ def reencode_video(data: bytes, settings: Reencode) -> tuple[bytes, float]:
 class _Writer:
     """The libx264 stream of a re-encode: sized by the first frame, fed each picture until its display ends."""
 
-    def __init__(self, target: Any, rate: Fraction, short_side: int | None, limit: Fraction | None) -> None:
-        self.target, self.rate, self.short_side, self.limit = target, rate, short_side, limit
+    def __init__(
+        self, target: Any, rate: Fraction, short_side: int | None, limit: Fraction | None, encode: EncodeSettings
+    ) -> None:
+        self.target, self.rate, self.short_side, self.limit, self.encode = target, rate, short_side, limit, encode
         self.stream: Any = None
         self.count = 0
 
@@ -215,9 +229,12 @@ class _Writer:
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
         if self.stream is None:
             width, height = _output_size(frame.width, frame.height, self.short_side)
-            self.stream = self.target.add_stream("libx264", rate=self.rate, options={"crf": "23", "preset": "veryfast"})
+            self.stream = self.target.add_stream("libx264", rate=self.rate, options=self.encode.options())
             self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
-            self.stream.codec_context.gop_size = max(1, round(self.rate))  # a keyframe a second: cheap seeks
+            if self.encode.bitrate is not None:
+                self.stream.bit_rate = self.encode.bitrate
+            # A keyframe a second (cheap seeks), or the preset's interval.
+            self.stream.codec_context.gop_size = self.encode.keyframe_interval or max(1, round(self.rate))
             self.stream.codec_context.thread_count = 1  # x264 output depends on its thread count
         picture = frame.reformat(width=self.stream.width, height=self.stream.height, format="yuv420p")
         picture.time_base = 1 / self.rate  # PyAV rescales pts from the frame's time base (the source's) otherwise
@@ -259,15 +276,31 @@ def prepare_webvid(
     settings = {
         "samples_per_shard": samples_per_shard,
         "max_caption_chars": max_caption_chars,
-        "reencode": asdict(reencode) if reencode else None,
+        "reencode": reencode.settings() if reencode else None,
     }
     converter = WebVidConverter(os.path.abspath(videos), max_caption_chars, reencode)
     fingerprinted = {"dataset": "webvid", **settings}
     stats = convert_rows(read_webvid_csv(csv_path), converter, out, samples_per_shard, fingerprinted, workers, "webvid")
     shards, summary = summarize(stats, out)
     summary["duration_seconds"] = round(sum(float(s["prepare"]["seconds"]) for s in stats), 3)
+    if reencode is not None:
+        summary["storage"] = storage_summary(stats)
     source = {"csv": os.path.abspath(csv_path), "videos": os.path.abspath(videos)}
     return write_manifest(out, "webvid", "video", "video2dataset", "converted", source, settings, shards, summary)
+
+
+def storage_summary(stats: list[dict[str, Any]]) -> dict[str, float | int]:
+    """Bytes per clip of the re-encoded videos against the originals', from the shard stats."""
+    written = sum(int(shard["successes"]) for shard in stats)
+    source = sum(int(shard["prepare"].get("source_bytes", 0)) for shard in stats)
+    media = sum(int(shard.get("bytes_downloaded", 0)) for shard in stats)
+    per_clip = max(written, 1)
+    return {
+        "clips": written,
+        "source_bytes_per_clip": round(source / per_clip),
+        "bytes_per_clip": round(media / per_clip),
+        "ratio_to_source": round(media / source, 3) if source else 0.0,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,12 +327,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, help="re-encode at this frame rate")
     parser.add_argument("--short-side", type=int, help="re-encode, scaling the short side down to this")
     parser.add_argument("--max-duration", type=float, help="re-encode, keeping at most this many seconds")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="re-encode for training: train = short side 256, a keyframe every 8 frames, x264 fastdecode, same "
+        "frame rate (cheap 8-frame sampling; see bench/RESULTS.md); --short-side overrides its size",
+    )
     args = parser.parse_args(argv)
     if args.verify:
         if args.csv or args.videos or args.shards:
             print("--verify re-reads OUT as it is: the input options are not used", file=sys.stderr)
         return report_problems(verify_dataset(args.out, workers=args.workers), f"verify {args.out}")
     reencode = Reencode(args.fps, args.short_side, args.max_duration)
+    if args.preset:
+        preset = PRESETS[args.preset]
+        short_side = args.short_side if args.short_side is not None else preset.short_side
+        reencode = Reencode(args.fps, short_side, args.max_duration, preset.encode)
     if args.shards:
         if args.csv or args.videos or reencode != Reencode():
             parser.error("--shards takes no --csv, --videos or re-encoding options: the shards stay as they are")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
@@ -15,6 +17,7 @@ from clover_pl.losses import (
 from clover_pl.models import CloverBackbone, DualEncoderHeads, FusedHeads, MLMHead
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
 from clover_pl.tasks.optimization import configure_from_hparams, step_seed
+from clover_pl.tasks.pixels import normalize_batch_video
 from clover_pl.types import PretrainBatch, RetrievalBatch
 
 
@@ -122,6 +125,10 @@ class PretrainTask(L.LightningModule):
         self.skipped: dict[str, int] = {}
         self.samples_read = 0
         self.samples_skipped = 0
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Normalise uint8 clips on the device, batched (the lean sample path; float clips pass unchanged)."""
+        return normalize_batch_video(batch)
 
     # ---------------------------------------------------------------- training
     def on_train_batch_start(self, batch: PretrainBatch, batch_idx: int) -> None:
