@@ -198,6 +198,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds, best kept")
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="DataLoader worker counts")
     parser.add_argument("--profile", action="store_true", help="also print the per-stage profile")
+    parser.add_argument("--sources", nargs="+", choices=("a", "b"), default=["a", "b"])
+    parser.add_argument("--paths", nargs="+", choices=tuple(PATHS), default=list(PATHS))
     args = parser.parse_args()
     torch.set_num_threads(1)
     shards = build_shards(Path(args.work), Path(args.cache), args.clips, args.samples, args.shards)
@@ -206,7 +208,7 @@ def main() -> None:
         f"torch {torch.__version__}, Python {sys.version.split()[0]}; {args.samples} samples of {args.clips} clips "
         f"per source, batch {args.batch}, best of {args.rounds} interleaved rounds"
     )
-    variants = [(source, path) for source in ("a", "b") for path in PATHS]
+    variants = [(source, path) for source in args.sources for path in args.paths]
     core: dict[tuple[str, str], float] = {}
     wall: dict[tuple[str, str, int], tuple[float, float]] = {}
     for _ in range(args.rounds):
@@ -218,7 +220,7 @@ def main() -> None:
                 best = wall.get((source, path, workers), (0.0, 0.0))
                 wall[source, path, workers] = (max(best[0], measured[0]), max(best[1], measured[1]))
     print(f"load average {os.getloadavg()[0]:.1f} at the end\n")
-    base = core["a", "today"]
+    base = core.get(("a", "today"), float("nan"))
     header = "| source | path | clips/s/core (CPU time) | x today on (a) | x goal (30) | cores per GPU (400 clips/s) |"
     worker_columns = "".join(f" {w} worker(s): wall clips/s, clips per worker CPU s |" for w in args.workers)
     print(header + worker_columns)

@@ -2,6 +2,8 @@
 
 import io
 import logging
+import sys
+import types
 from pathlib import Path
 
 import av
@@ -148,7 +150,7 @@ def test_gpu_decoder_switch_falls_back_to_the_cpu_in_one_line(synthetic_data: Pa
 
 def test_gpu_decoder_without_torchcodec_names_it(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setitem(__import__("sys").modules, "torchcodec", None)  # import fails as when not installed
+    monkeypatch.setitem(sys.modules, "torchcodec", None)  # import fails as when not installed
     with caplog.at_level(logging.WARNING, logger="clover_pl.data.gpu_decode"):
         assert resolve_video_decoder("torchcodec_cuda") == "cpu"
     assert "torchcodec does not import" in caplog.records[0].getMessage()
@@ -179,3 +181,18 @@ def test_count_frames_reads_the_sample_table() -> None:
     with av.open(io.BytesIO(numbered_clip(frames=30))) as container:
         assert container.streams.video[0].frames == 30
     assert count_frames(numbered_clip(frames=30)) == 30
+
+
+def test_gpu_decoder_that_cannot_decode_on_the_gpu_falls_back(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    class CpuOnlyDecoder:  # torchcodec's PyPI wheel: imports, refuses device="cuda"
+        def __init__(self, data: bytes, device: str = "cpu") -> None:
+            raise RuntimeError("Unsupported device: cuda")
+
+    module = types.ModuleType("torchcodec.decoders")
+    module.VideoDecoder = CpuOnlyDecoder
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setitem(sys.modules, "torchcodec", types.ModuleType("torchcodec"))
+    monkeypatch.setitem(sys.modules, "torchcodec.decoders", module)
+    with caplog.at_level(logging.WARNING, logger="clover_pl.data.gpu_decode"):
+        assert resolve_video_decoder("torchcodec_cuda") == "cpu"
+    assert "torchcodec cannot decode on the GPU (RuntimeError: Unsupported device: cuda)" in caplog.text

@@ -33,14 +33,47 @@ log = logging.getLogger(__name__)
 
 
 def gpu_decoder_unavailable() -> str | None:
-    """Why the GPU decoder cannot run here (no CUDA device, torchcodec missing), or None when it can."""
+    """Why the GPU decoder cannot run here, or None when it can.
+
+    Checks, in order: a visible CUDA device, torchcodec importing, and a two-frame H.264 clip decoding on the GPU
+    (torchcodec's PyPI wheel is a CPU build; its CUDA build also needs an FFmpeg with NVDEC).
+    """
     if not torch.cuda.is_available():
         return "no CUDA device is visible"
     try:
-        importlib.import_module("torchcodec.decoders")
+        decoders = importlib.import_module("torchcodec.decoders")
     except Exception as error:  # ImportError, or a CUDA/FFmpeg library that does not load
-        return f"torchcodec does not import ({type(error).__name__}: {str(error).splitlines()[0][:120]})"
+        return f"torchcodec does not import ({_first_line(error)})"
+    try:
+        frames = decoders.VideoDecoder(_probe_clip(), device="cuda").get_frames_at([0, 1]).data
+    except Exception as error:  # a CPU-only build, no NVDEC in FFmpeg, a driver problem
+        return f"torchcodec cannot decode on the GPU ({_first_line(error)})"
+    if frames.device.type != "cuda":
+        return "torchcodec decoded on the CPU, not the GPU"
     return None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:120] if text else ''}"
+
+
+def _probe_clip() -> bytes:
+    """Two 64x64 H.264 frames in an mp4, encoded here (PyAV's libx264)."""
+    import io
+
+    import av
+    import numpy as np
+
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for value in (40, 200):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), value, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return buffer.getvalue()
 
 
 def resolve_video_decoder(name: str) -> str:
