@@ -130,7 +130,7 @@ def decode_video(
             falls between two frames gives the frame on screen at `start`. None samples the whole video.
 
     Returns:
-        (T, C, H, W) uint8 RGB, frames in temporal order, displayed orientation.
+        (T, C, H, W) uint8 RGB, frames in temporal order, displayed orientation (channels-last memory).
 
     Raises:
         ValueError: For an unknown mode, `num_samples < 1`, or a window with start < 0 or end <= start.
@@ -479,9 +479,9 @@ def _looks_like_container(data: bytes) -> bool:
 
 
 def _stack(frames: list[np.ndarray]) -> torch.Tensor:
-    """(H, W, 3) arrays -> (T, 3, H, W) uint8, one copy."""
-    height, width, channels = frames[0].shape
-    clip = torch.empty((len(frames), channels, height, width), dtype=torch.uint8)
-    for slot, frame in enumerate(frames):
-        clip[slot] = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
-    return clip
+    """(H, W, 3) arrays -> (T, 3, H, W) uint8 in channels-last memory (one copy, no transposition).
+
+    The frames stay in the decoder's pixel-interleaved layout: the uint8 resize kernel works on that layout, and
+    transposing 8 frames to planar costs more than the crop-and-resize itself (~2 ms at 456x256).
+    """
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
