@@ -40,10 +40,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", default="/tmp/clover_bench_sources")
     parser.add_argument("--seconds", type=float, default=20.0, help="per decoder and source")
+    parser.add_argument("--clips", type=int, default=4, help="source clips (the first N of bench/sources.py)")
     parser.add_argument("--goal", type=float, default=400.0, help="clips/s one GPU's step consumes")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    sources = [data for _, data in source_clips(Path(args.cache))]
+    sources = [data for _, data in source_clips(Path(args.cache), args.clips)]
     preset = PRESETS["train"]
     prepared = [reencode_video(d, Reencode(short_side=preset.short_side, encode=preset.encode))[0] for d in sources]
     reason = gpu_decoder_unavailable()

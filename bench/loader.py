@@ -49,6 +49,28 @@ ROOT = Path(__file__).resolve().parents[1]
 GOAL = 30.0  # clips/s per core (issue 15: 1.2 x 400 clips/s per H200 / 16 cores)
 GPU_CLIPS_PER_SECOND = 400.0  # one H200 at 45% MFU at the published size (clover_pl.flops)
 PATHS = {"today": False, "lean": True}  # name -> normalize_on_device
+TOTAL = (
+    "read (tar)",
+    "decode (total)",
+    "crop + resize (today: + normalise)",
+    "text masking (incl. tokenisation)",
+    "video cell mask",
+    "collate (stack)",
+)
+ORDER = (
+    "read (tar)",
+    "decode (total)",
+    "- demux (frame table)",
+    "- colour conversion + scaling",
+    "- packet decoding, seeks, container opens",
+    "crop + resize (today: + normalise)",
+    "text masking (incl. tokenisation)",
+    "- of which tokenisation alone",
+    "video cell mask",
+    "collate (stack)",
+    "total",
+    "frames decoded per clip (count, not ms)",
+)
 
 
 def build_shards(work: Path, cache: Path, clips: int, samples: int, shards: int) -> dict[str, str]:
@@ -144,10 +166,19 @@ def profile(shards: str, lean: bool, batch: int) -> dict[str, float]:
     decoder = module.sources[0].decode
     watch = Stopwatch()
     restore = [
-        watch.wrap(video_module, "_demux_table", "demux (frame table)"),
-        watch.wrap(video_module._FrameConverter, "__call__", "colour conversion + scaling"),
+        watch.wrap(video_module, "_demux_table", "- demux (frame table)"),
+        watch.wrap(video_module._FrameConverter, "__call__", "- colour conversion + scaling"),
     ]
     tokenizer = decoder.masker.tokenizer
+    original_frames, decoded = video_module._frames, [0]
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        for frame in original_frames(*args, **kwargs):
+            decoded[0] += 1
+            yield frame
+
+    video_module._frames = counted
+    restore.append(lambda: setattr(video_module, "_frames", original_frames))
     try:
         samples, timed = [], watch.seconds
         start = time.process_time()
@@ -168,7 +199,7 @@ def profile(shards: str, lean: bool, batch: int) -> dict[str, float]:
             timed["text masking (incl. tokenisation)"] += time.process_time() - start
             start = time.process_time()
             tokenizer(caption, max_length=30, padding="max_length", truncation=True, return_tensors="pt")
-            timed["of which tokenisation alone"] += time.process_time() - start
+            timed["- of which tokenisation alone"] += time.process_time() - start
             start = time.process_time()
             cells = decoder.cell_mask(generator)
             timed["video cell mask"] += time.process_time() - start
@@ -182,9 +213,11 @@ def profile(shards: str, lean: bool, batch: int) -> dict[str, float]:
             undo()
     count = len(raw_samples)
     result = {stage: 1000 * seconds / count for stage, seconds in timed.items()}
-    inner = result.get("demux (frame table)", 0.0) + result.get("colour conversion + scaling", 0.0)
-    result["decode: demux + decode (rest)"] = result["decode (total)"] - inner
-    return result
+    inner = result.get("- demux (frame table)", 0.0) + result.get("- colour conversion + scaling", 0.0)
+    result["- packet decoding, seeks, container opens"] = result["decode (total)"] - inner
+    result["total"] = sum(result[stage] for stage in TOTAL)
+    result["frames decoded per clip (count, not ms)"] = decoded[0] / count
+    return {stage: result.get(stage, 0.0) for stage in ORDER}
 
 
 def main() -> None:
@@ -236,7 +269,7 @@ def main() -> None:
     if args.profile:
         print("\nWorker profile, CPU ms per clip (one pass over every sample, this process, one thread):\n")
         profiles = {(source, path): profile(shards[source], PATHS[path], args.batch) for source, path in variants}
-        stages = list(dict.fromkeys(stage for measured in profiles.values() for stage in measured))
+        stages = ORDER
         print("| stage | " + " | ".join(f"{names[s]} {p}" for s, p in variants) + " |")
         print("|---" * (1 + len(variants)) + "|")
         for stage in stages:

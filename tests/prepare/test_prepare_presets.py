@@ -49,7 +49,7 @@ def test_encode_settings_become_libx264_options() -> None:
     assert EncodeSettings(bitrate=900_000, tune="fastdecode").options() == {"preset": "veryfast", "tune": "fastdecode"}
 
 
-def test_preset_train_reencodes_records_and_reports_storage(tmp_path: Path) -> None:
+def test_preset_train_reencodes_records_and_reports_storage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = source_clip()
     csv_path, videos = write_tree(tmp_path, data)
     out = tmp_path / "out"
@@ -74,6 +74,7 @@ def test_preset_train_reencodes_records_and_reports_storage(tmp_path: Path) -> N
     assert storage["source_bytes_per_clip"] == len(data)
     assert storage["bytes_per_clip"] == len(encoded)
     assert storage["ratio_to_source"] == pytest.approx(len(encoded) / len(data), abs=1e-3)
+    assert f"({storage['ratio_to_source']:.2f}x)" in capsys.readouterr().out
 
 
 def test_preset_is_refused_with_shards_as_they_are(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -372,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
         print("clover-pl prepare webvid: interrupted; finished shards are kept: run the same command to go on")
         return 130
     print_summary(manifest, args.out, "WEBVID_SHARDS")
+    if "storage" in manifest:
+        storage = manifest["storage"]
+        print(
+            f"storage: {storage['bytes_per_clip'] / 1e6:.2f} MB per clip re-encoded, "
+            f"{storage['source_bytes_per_clip'] / 1e6:.2f} MB as given ({storage['ratio_to_source']:.2f}x)"
+        )
     return 0
 
 
