@@ -67,7 +67,8 @@ def test_preset_train_reencodes_records_and_reports_storage(tmp_path: Path, caps
     # Same frame rate and frame count (so TSN sampling draws the same indices), short keyframe interval.
     assert count_frames(encoded) == count_frames(data) == 40
     found = keyframes(encoded)
-    assert found[0] == 0 and max(np.diff([*found, 40])) <= train.encode.keyframe_interval
+    assert found[0] == 0
+    assert max(np.diff([*found, 40])) <= train.encode.keyframe_interval
     assert keyframes(data) == [0]
     storage = manifest["storage"]
     assert storage["clips"] == 2
