@@ -49,16 +49,18 @@ def test_encode_settings_become_libx264_options() -> None:
     assert EncodeSettings(bitrate=900_000, tune="fastdecode").options() == {"preset": "veryfast", "tune": "fastdecode"}
 
 
-def test_preset_train_reencodes_records_and_reports_storage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_reencodes_records_and_reports_storage(name: str, tmp_path: Path, capsys) -> None:
     data = source_clip()
     csv_path, videos = write_tree(tmp_path, data)
     out = tmp_path / "out"
-    assert webvid.main(["--csv", str(csv_path), "--videos", str(videos), "--out", str(out), "--preset", "train"]) == 0
+    assert webvid.main(["--csv", str(csv_path), "--videos", str(videos), "--out", str(out), "--preset", name]) == 0
     manifest = read_manifest(str(out))
-    train = PRESETS["train"]
+    train = PRESETS[name]
     recorded = manifest["settings"]["reencode"]
     assert recorded["short_side"] == train.short_side
-    assert recorded["encode"]["name"] == "train"
+    assert recorded["encode"]["name"] == name
+    assert recorded["encode"]["bitrate"] == train.encode.bitrate
     assert recorded["encode"]["keyframe_interval"] == train.encode.keyframe_interval
     assert recorded["encode"]["tune"] == train.encode.tune
     sample = next(iter_shard(str(out / "00000.tar")))

@@ -330,8 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--preset",
         choices=sorted(PRESETS),
-        help="re-encode for training: train = short side 256, a keyframe every 8 frames, x264 fastdecode, same "
-        "frame rate (cheap 8-frame sampling; see bench/RESULTS.md); --short-side overrides its size",
+        help="re-encode for cheap 8-frame sampling, same frame rate and count: train = short side 256, a keyframe "
+        "every 8 frames, x264 fastdecode, crf 23; train_fast = the same at 1 Mbit/s with a keyframe every 4 frames "
+        "(faster, lower quality); see bench/RESULTS.md. --short-side overrides the size",
     )
     args = parser.parse_args(argv)
     if args.verify:
