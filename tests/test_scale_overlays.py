@@ -25,7 +25,7 @@ def test_nodes_and_devices_come_from_the_environment(
     monkeypatch.setenv("GPUS_PER_NODE", "8")
     trainer = printed_trainer(capsys, CONF / "quickstart.yaml", CONF / "trainer" / overlay)
     assert (trainer["num_nodes"], trainer["devices"]) == (4, 8)
-    assert trainer["precision"] == "bf16-mixed"
+    assert trainer["precision"] == "32-true"  # the overlay sets none: the run config's (quickstart: fp32) holds
     assert trainer["accelerator"] == "gpu"
 
 

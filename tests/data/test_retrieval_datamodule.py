@@ -151,6 +151,18 @@ def test_evaluation_flattens_captions_and_reports_skipped_videos(root: str, clip
     assert module.predict_dataloader().dataset.records == test  # predict reads the test split by default
 
 
+def test_evaluation_captions_have_their_own_length(root: str, clips: dict) -> None:
+    """eval_max_text_length (the release's test length, e.g. MSR-VTT 30 / 25) applies to evaluation only."""
+    module = datamodule(root, clips["vocab"], "fit", val_split=None, max_text_length=16, eval_max_text_length=12)
+    assert next(iter(module.train_dataloader()))["input_ids"].shape[1] == 16
+    module.setup("test")
+    test_batch = next(iter(module.test_dataloader()))
+    assert test_batch["input_ids"].shape[1] == test_batch["attention_mask"].shape[1] == 12
+    caption = module.records["test"][test_batch["text_video_index"][0]]["captions"][0]
+    expected = module.tokenizer(caption, max_length=12, padding="max_length", truncation=True)["input_ids"]
+    assert test_batch["input_ids"][0].tolist() == expected
+
+
 def test_every_video_once_over_two_ranks_and_two_workers(
     clips: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

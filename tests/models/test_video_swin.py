@@ -107,10 +107,66 @@ def test_window_attention_matches_naive_on_one_window():
     out = attention(x, (2, 3, 3))
     expected = torch.stack([naive_attention(attention, x[i], bias_for(attention, (2, 3, 3))) for i in range(3)])
     assert_close(out, expected)
-    # A clipped window uses the offsets of its own tokens.
+    # With clipped_window_bias="corner", a clipped window uses the offsets of its own tokens.
+    corner = WindowAttention3D(dim=8, window_size=(2, 3, 3), num_heads=2, clipped_window_bias="corner").eval()
+    corner.load_state_dict(attention.state_dict())
     x = torch.randn(2, 4, 8)
-    expected = torch.stack([naive_attention(attention, x[i], bias_for(attention, (1, 2, 2))) for i in range(2)])
-    assert_close(attention(x, (1, 2, 2)), expected)
+    expected = torch.stack([naive_attention(corner, x[i], bias_for(corner, (1, 2, 2))) for i in range(2)])
+    assert_close(corner(x, (1, 2, 2)), expected)
+
+
+def release_bias_for(attention: WindowAttention3D, window: tuple[int, int, int]) -> torch.Tensor:
+    """The release's bias of a clipped window, from the spec's description: the full window's (N_full, N_full)
+    relative-position index, built with loops over every token pair of the full window, cut to its first N rows
+    and first N columns (N = tokens of the clipped window)."""
+    full = attention.window_size
+    coords = [(d, h, w) for d in range(full[0]) for h in range(full[1]) for w in range(full[2])]
+    span_h, span_w = 2 * full[1] - 1, 2 * full[2] - 1
+    index = [
+        [
+            ((di - dj + full[0] - 1) * span_h + hi - hj + full[1] - 1) * span_w + wi - wj + full[2] - 1
+            for dj, hj, wj in coords
+        ]
+        for di, hi, wi in coords
+    ]
+    tokens = window[0] * window[1] * window[2]
+    first = torch.tensor([row[:tokens] for row in index[:tokens]])
+    return attention.relative_position_bias_table[first].permute(2, 0, 1)
+
+
+@pytest.mark.parametrize("window", [(1, 2, 2), (2, 2, 3), (1, 3, 3), (1, 3, 2)])
+def test_clipped_window_bias_defaults_to_the_release_first_rows(window: tuple[int, int, int]) -> None:
+    torch.manual_seed(0)
+    attention = WindowAttention3D(dim=8, window_size=(2, 3, 3), num_heads=2).eval()
+    assert attention.clipped_window_bias == "release"
+    with torch.no_grad():
+        attention.relative_position_bias_table.normal_()
+    tokens = window[0] * window[1] * window[2]
+    x = torch.randn(2, tokens, 8)
+    expected = torch.stack([naive_attention(attention, x[i], release_bias_for(attention, window)) for i in range(2)])
+    assert_close(attention(x, window), expected)
+    if window[1:] != (3, 3):  # H or W clipped: the release's rows are not the clipped tokens' own offsets
+        assert not torch.allclose(release_bias_for(attention, window), bias_for(attention, window))
+
+
+def test_clipped_window_bias_rejects_unknown_names() -> None:
+    with pytest.raises(ValueError, match="clipped_window_bias must be one of release, corner"):
+        WindowAttention3D(dim=8, window_size=(2, 3, 3), num_heads=2, clipped_window_bias="first")
+
+
+def test_clipped_window_bias_reaches_every_block_and_changes_small_inputs() -> None:
+    torch.manual_seed(0)
+    release = tiny_model(window_size=(2, 7, 7)).eval()
+    corner = tiny_model(window_size=(2, 7, 7), clipped_window_bias="corner").eval()
+    modes = {block.attn.clipped_window_bias for layer in corner.layers for block in layer.blocks}
+    assert modes == {"corner"}
+    with torch.no_grad():
+        for layer in release.layers:
+            for block in layer.blocks:
+                block.attn.relative_position_bias_table.normal_()
+        corner.load_state_dict(release.state_dict())
+        video = torch.randn(1, 3, 2, 16, 16)  # a 4x4 grid under a 7x7 window: clipped in H and W
+        assert not torch.allclose(release(video), corner(video))
 
 
 def naive_block(block, x: torch.Tensor, window: tuple[int, int, int], shift: tuple[int, int, int]) -> torch.Tensor:

@@ -12,13 +12,12 @@ from clover_pl.data.shards import expand_urls, write_shards
 from clover_pl.prepare.manifest import (
     brace_pattern,
     duration_seconds,
-    index_shards,
     read_manifest,
     resolve_urls,
     shard_url,
-    verify_dataset,
     write_manifest,
 )
+from clover_pl.prepare.shard_check import index_shards, verify_dataset
 from clover_pl.prepare.synthetic import encode_jpg
 
 
@@ -133,8 +132,11 @@ def test_index_and_verify_catch_ill_formed_members(tmp_path: Path) -> None:
     assert "00002.tar: key 00001005 does not belong to shard 2" in text
     assert "00002.tar: key 0002006 has 7 digits, others 8" in text
     assert "00002.tar: no usable _stats.json" in text
+    # no media and no failure status in the json: not a failed download, a sample the loader would skip
+    assert "sample 00001001: the loader would skip it as no_media" in text
+    assert "sample 00001000: the loader would skip it as no_caption" in text
     assert manifest["problems"] == problems
-    assert (manifest["samples"], manifest["failed"]) == (0, 5)
+    assert (manifest["samples"], manifest["failed"]) == (0, 0)
     assert verify_dataset(str(shards), decode=False) == problems
 
 

@@ -184,18 +184,20 @@ def test_tsv_header_and_folder_layouts_give_the_same_shards(prepared: Path, raw:
     assert alone["rows"] == 9  # the images present: rows without a download are not rows of the folder
 
 
-def test_img2dataset_folder_rows_must_match_the_tsv_urls(raw: Path, tmp_path) -> None:
+def test_img2dataset_images_are_matched_to_rows_by_url(raw: Path, tmp_path) -> None:
     images = tmp_path / "images"
     shutil.copytree(raw / "img2dataset", images)
     meta = json.loads((images / "00000/000000000.json").read_text())
     (images / "00000/000000000.json").write_text(json.dumps({**meta, "url": "http://elsewhere/0.jpg"}))
     assert prepare(tmp_path / "out", "--tsv", str(raw / "Train_GCC-training.tsv"), "--images", str(images)) == 0
-    assert read_manifest(str(tmp_path / "out"))["dropped"]["url_mismatch"] == 1
+    manifest = read_manifest(str(tmp_path / "out"))
+    assert manifest["dropped"]["missing_file"] == 2  # row 2 (never downloaded) and row 0 (no image has its url)
+    assert manifest["unmatched_images"] == 1
 
 
 def test_a_tsv_is_needed_unless_the_folder_carries_captions(raw: Path, tmp_path, capsys) -> None:
     assert prepare(tmp_path / "out", "--images", str(raw / "row")) == 2
-    assert "needs --tsv" in capsys.readouterr().out
+    assert "needs --tsv" in capsys.readouterr().err
 
 
 def write_img2dataset_shards(folder: Path, bad_image: bool = False) -> None:
@@ -231,10 +233,12 @@ def test_img2dataset_shards_are_accepted_as_they_are(tmp_path) -> None:
 def test_verify_decodes_every_image(tmp_path, capsys) -> None:
     shards = tmp_path / "i2d"
     write_img2dataset_shards(shards, bad_image=True)
-    assert cc3m.main(["--shards", str(shards), "--out", str(shards)]) == 0  # indexing does not decode
+    assert cc3m.main(["--shards", str(shards), "--out", str(shards), "--no-decode"]) == 0
     capsys.readouterr()
     assert cc3m.main(["--verify", "--out", str(shards)]) == 1
-    assert "00000.tar: sample 000000003: .jpg does not decode" in capsys.readouterr().out
+    assert "00000.tar: sample 000000003: the loader would skip it as bad_media_" in capsys.readouterr().out
+    assert cc3m.main(["--shards", str(shards), "--out", str(shards)]) == 1  # indexing decodes too, by default
+    assert "sample 000000003: the loader would skip it as bad_media_" in capsys.readouterr().out
 
 
 def test_help_through_the_cli(capsys) -> None:

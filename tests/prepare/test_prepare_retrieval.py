@@ -127,7 +127,7 @@ def test_msrvtt_val_is_deterministic_and_optional(msrvtt_raw: Path, tmp_path: Pa
     assert list(manifest["splits"]) == ["train", "test"]
     assert manifest["splits"]["train"]["videos"] == 10
     assert not (tmp_path / "a" / "val.jsonl").exists()
-    with pytest.raises(ValueError, match="val_videos"):
+    with pytest.raises(ValueError, match="--val-videos 10: must be >= 0 and below the 10 usable videos"):
         run_msrvtt(msrvtt_raw, tmp_path / "c", val_videos=10)
 
 

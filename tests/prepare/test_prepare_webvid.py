@@ -296,7 +296,8 @@ def test_help_through_the_cli(capsys) -> None:
 def test_csv_without_required_columns_is_refused(tmp_path, capsys) -> None:
     (tmp_path / "bad.csv").write_text("id,caption\n1,a\n")
     assert webvid.main(["--csv", str(tmp_path / "bad.csv"), "--videos", str(tmp_path), "--out", str(tmp_path)]) == 2
-    assert "lacks videoid" in capsys.readouterr().out
+    [line] = capsys.readouterr().err.strip().splitlines()  # one line: no progress bar before the input is read
+    assert line.startswith(f"clover-pl prepare webvid: {tmp_path / 'bad.csv'}: the header lacks videoid")
 
 
 def test_reencode_applies_the_display_rotation() -> None:
@@ -344,5 +345,5 @@ def test_conversion_refuses_to_overwrite_shards_it_did_not_write(tree: tuple[Pat
     write_video2dataset_shards(tmp_path / "v2d")
     before = snapshot(tmp_path / "v2d")
     assert prepare(*tree, tmp_path / "v2d") == 2
-    assert "did not convert" in capsys.readouterr().out
+    assert "did not convert" in capsys.readouterr().err
     assert snapshot(tmp_path / "v2d") == before

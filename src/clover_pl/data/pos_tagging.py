@@ -15,7 +15,9 @@ Two taggers produce those units:
   ("beach balls" tags "balls" as a verb), nouns after "to" that can be verbs ("goes to school"), participles used as
   adjectives, and proper nouns (it never emits PROPN; unknown words default to NOUN, as spaCy mostly does).
 
-:func:`default_tagger` picks spaCy when it is installed and the lexicon otherwise.
+:func:`default_tagger` takes a choice: ``"spacy"`` (an error naming the model when it is missing), ``"lexicon"``, or
+``"auto"`` (spaCy when it is installed, the lexicon otherwise). The pretraining datamodule's ``pos_tagger`` passes
+it on and logs the tagger it got.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ NOUN_TAGS = frozenset({"NOUN", "PROPN"})
 _VERB_PHRASE = re.compile(r"V?A*X*V+")  # [VERB? ADV* AUX* VERB+] over one letter per word
 _PHRASE_LETTERS = {"VERB": "V", "ADV": "A", "AUX": "X"}
 SPACY_INSTALL_HINT = "pip install spacy && python -m spacy download en_core_web_sm"
+
+
+class SpacyModelMissingError(ValueError):
+    """A config asks for spaCy tagging but spaCy or its model is not installed (the message is one line)."""
 
 
 class CandidateUnits(NamedTuple):
@@ -380,12 +386,26 @@ class SpacyTagger:
         return CandidateUnits(nouns, verbs)
 
 
-def default_tagger(prefer: str = "auto") -> PartOfSpeechTagger:
+POS_TAGGERS = ("spacy", "lexicon", "auto")
+"""Values of the datamodule's ``pos_tagger``."""
+
+
+def tagger_name(tagger: PartOfSpeechTagger) -> str:
+    """What a log line calls the tagger: ``"spacy (en_core_web_sm)"`` or ``"lexicon (lemminflect)"``."""
+    if isinstance(tagger, SpacyTagger):
+        return f"spacy ({tagger.model})"
+    if isinstance(tagger, LexiconTagger):
+        return "lexicon (lemminflect)"
+    return type(tagger).__name__
+
+
+def default_tagger(prefer: str = "auto", model: str = "en_core_web_sm") -> PartOfSpeechTagger:
     """The tagger semantic masking uses when none is given.
 
     Args:
-        prefer: ``"auto"`` (spaCy ``en_core_web_sm`` when installed, else the lexicon), ``"spacy"`` (spaCy or an
+        prefer: ``"auto"`` (spaCy ``model`` when installed, else the lexicon), ``"spacy"`` (spaCy or an
             error) or ``"lexicon"`` (always the offline :class:`LexiconTagger`).
+        model: the spaCy pipeline package (``en_core_web_sm``, as the release).
 
     Returns:
         A tagger with ``candidate_units(words)``.
@@ -394,14 +414,14 @@ def default_tagger(prefer: str = "auto") -> PartOfSpeechTagger:
         ImportError: ``prefer="spacy"`` without spaCy or its model installed.
         ValueError: an unknown ``prefer``.
     """
-    if prefer not in ("auto", "spacy", "lexicon"):
-        raise ValueError(f"prefer must be one of 'auto', 'spacy', 'lexicon', got {prefer!r}")
+    if prefer not in POS_TAGGERS:
+        raise ValueError(f"prefer must be one of {', '.join(repr(name) for name in POS_TAGGERS)}, got {prefer!r}")
     if prefer == "lexicon":
         return LexiconTagger()
-    if spacy_available():
-        return SpacyTagger()
+    if spacy_available(model):
+        return SpacyTagger(model)
     if prefer == "spacy":
         raise ImportError(
-            f"spaCy tagging needs spaCy and en_core_web_sm, which are not installed: {SPACY_INSTALL_HINT}"
+            f"spaCy tagging needs spaCy and its model {model}, which are not installed: {SPACY_INSTALL_HINT}"
         )
     return LexiconTagger()

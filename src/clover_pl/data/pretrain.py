@@ -9,13 +9,23 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from clover_pl.data.global_batch import check_global_batch
 from clover_pl.data.gpu_decode import decode_video_cuda, resolve_video_decoder
 from clover_pl.data.masking import TextMasker
 from clover_pl.data.mixing import SCHEDULES, SourceMixer
 from clover_pl.data.pipeline import SampleSkipped, ShardPipeline
+from clover_pl.data.pos_tagging import (
+    POS_TAGGERS,
+    SPACY_INSTALL_HINT,
+    PartOfSpeechTagger,
+    SpacyModelMissingError,
+    default_tagger,
+    tagger_name,
+)
 from clover_pl.data.shards import count_samples, expand_urls
 from clover_pl.data.text import load_tokenizer
 from clover_pl.data.transforms import ClipTransform
@@ -181,12 +191,19 @@ class PretrainDataModule(L.LightningDataModule):
             torchcodec is present.
         max_text_length: caption length in tokens, [CLS] and [SEP] included; longer captions are truncated.
         text_masking: ``"semantic"`` (nouns and verbs, Clover), ``"whole_word"`` or ``"random"``.
+        pos_tagger: part-of-speech tagger of semantic masking: ``"spacy"`` (the release's; an error naming the
+            model when it is not installed), ``"lexicon"`` (offline approximation) or ``"auto"`` (spaCy when
+            installed, else the lexicon). The tagger used is logged.
+        spacy_model: the spaCy pipeline package of ``pos_tagger: spacy`` (``en_core_web_sm``, as the release).
         mask_probability: fraction of candidate words masked.
         video_mask_grid: cell grid of the video mask, the final token grid of the video encoder (7 x 7 at 224 px).
         video_mask_cells: cells masked per clip.
         num_workers: DataLoader workers per source.
         shuffle_buffer: samples in the shuffle buffer of each worker.
         seed: base seed of shard order, sample order, augmentation and masking (combined with the epoch).
+        published_global_batch: the global batch (clips per optimiser step) the config was published with;
+            ``fit`` stops with one line when devices x nodes x batch_size x accumulation differs. None: no check.
+        allow_global_batch_mismatch: run anyway (with a warning) when the global batch differs.
     """
 
     def __init__(
@@ -211,16 +228,22 @@ class PretrainDataModule(L.LightningDataModule):
         video_decoder: str = "cpu",
         max_text_length: int = 30,
         text_masking: str = "semantic",
+        pos_tagger: str = "auto",
+        spacy_model: str = "en_core_web_sm",
         mask_probability: float = 0.3,
         video_mask_grid: tuple[int, int] = (7, 7),
         video_mask_cells: int = 10,
         num_workers: int = 2,
         shuffle_buffer: int = 1000,
         seed: int = 0,
+        published_global_batch: int | None = None,
+        allow_global_batch_mismatch: bool = False,
     ) -> None:
         super().__init__()
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
+        if pos_tagger not in POS_TAGGERS:
+            raise ValueError(f"data.init_args.pos_tagger must be one of {', '.join(POS_TAGGERS)}, got {pos_tagger!r}")
         self.save_hyperparameters()
         self.mixer: SourceMixer | None = None
         self.sources: list[ShardPipeline] = []
@@ -230,8 +253,13 @@ class PretrainDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         """Check the shard lists and build the pipelines (clear errors before training starts)."""
         hp = self.hparams
+        if stage == "fit":
+            check_global_batch(self.trainer, hp.batch_size, hp.published_global_batch, hp.allow_global_batch_mismatch)
         tokenizer = load_tokenizer(hp.tokenizer)
-        masker = TextMasker(tokenizer, hp.max_text_length, hp.text_masking, hp.mask_probability, seed=hp.seed)
+        tagger = self._tagger() if hp.text_masking == "semantic" else None
+        masker = TextMasker(
+            tokenizer, hp.max_text_length, hp.text_masking, hp.mask_probability, tagger=tagger, seed=hp.seed
+        )
         cells = BlockMaskGenerator(tuple(hp.video_mask_grid), hp.video_mask_cells)
         lean = hp.normalize_on_device
         train_transform = ClipTransform(size=hp.image_size, train=True, scale=tuple(hp.crop_scale), normalize=not lean)
@@ -261,6 +289,22 @@ class PretrainDataModule(L.LightningDataModule):
             self.validation = ShardPipeline(
                 hp.validation_shards, decoder, stack, hp.validation_batch_size, hp.seed, False, 0, False
             )
+
+    def _tagger(self) -> PartOfSpeechTagger:
+        """The part-of-speech tagger ``pos_tagger`` asks for, logged; a missing spaCy model is a one-line error."""
+        hp = self.hparams
+        try:
+            tagger = default_tagger(hp.pos_tagger, hp.spacy_model)
+        except ImportError as error:
+            raise SpacyModelMissingError(
+                f"data.init_args.pos_tagger is 'spacy' but spaCy or its model {hp.spacy_model} is not installed "
+                f"({SPACY_INSTALL_HINT}); set data.init_args.pos_tagger to 'lexicon' or 'auto' to use the offline "
+                "lexicon tagger instead"
+            ) from error
+        rank_zero_info(
+            f"semantic text masking: part-of-speech tagger {tagger_name(tagger)} (pos_tagger: {hp.pos_tagger})"
+        )
+        return tagger
 
     def _loader(self, dataset: ShardPipeline, stateful: bool = False) -> DataLoader:
         workers = self.hparams.num_workers if dataset.resampled else min(self.hparams.num_workers, len(dataset.urls))

@@ -27,6 +27,7 @@ import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
+from clover_pl.data.global_batch import check_global_batch
 from clover_pl.data.pretrain import stack
 from clover_pl.data.retrieval_manifest import MANIFEST_NAME, available_splits, read_retrieval_split
 from clover_pl.data.text import load_tokenizer
@@ -318,9 +319,14 @@ class RetrievalDataModule(L.LightningDataModule):
         crop_scale: area range of the training random-resized crop.
         flip: probability of a horizontal flip in training.
         short_side: resize frames at decode time so the short side is this (bounds memory); None keeps them.
-        max_text_length: caption length in tokens, [CLS] and [SEP] included; longer captions are truncated.
+        max_text_length: training caption length in tokens, [CLS] and [SEP] included; longer ones are truncated.
+        eval_max_text_length: caption length of validation, test and predict (the release: MSR-VTT 30 / 25,
+            DiDeMo 50 / 64, LSMDC 40 / 40); None: ``max_text_length``.
         num_workers: DataLoader workers.
         seed: seed of the training shuffle (and so of the workers' augmentation) and of the carved validation set.
+        published_global_batch: the global batch the config was published with (per GPU x GPUs in spec 5.1);
+            ``fit`` stops with one line when devices x nodes x batch_size x accumulation differs. None: no check.
+        allow_global_batch_mismatch: run anyway (with a warning) when the global batch differs.
     """
 
     def __init__(
@@ -341,8 +347,11 @@ class RetrievalDataModule(L.LightningDataModule):
         flip: float = 0.5,
         short_side: int | None = None,
         max_text_length: int = 30,
+        eval_max_text_length: int | None = None,
         num_workers: int = 4,
         seed: int = 0,
+        published_global_batch: int | None = None,
+        allow_global_batch_mismatch: bool = False,
     ) -> None:
         super().__init__()
         if not 0 <= val_fraction < 1:
@@ -357,6 +366,8 @@ class RetrievalDataModule(L.LightningDataModule):
         hp = self.hparams
         if not os.path.isdir(hp.root):
             raise FileNotFoundError(f"retrieval dataset folder not found: {hp.root}")
+        if stage == "fit":
+            check_global_batch(self.trainer, hp.batch_size, hp.published_global_batch, hp.allow_global_batch_mismatch)
         self.tokenizer = load_tokenizer(hp.tokenizer)
         if stage in (None, "fit", "validate"):
             self._read_train_and_val(need_train=stage != "validate")
@@ -410,7 +421,7 @@ class RetrievalDataModule(L.LightningDataModule):
             self.tokenizer,
             ClipTransform(hp.image_size, train=False),
             hp.test_frames,
-            hp.max_text_length,
+            hp.max_text_length if hp.eval_max_text_length is None else hp.eval_max_text_length,
             hp.short_side,
             hp.eval_batch_size,
             rank,

@@ -1,6 +1,6 @@
 """Webdataset shards in the video2dataset / img2dataset layouts: write them, expand their URLs, read their stats.
 
-The layout follows ``spec/formats.md`` §3 (video2dataset, WebVid) and §4 (img2dataset, CC3M):
+The layout is video2dataset's (WebVid) and img2dataset's (CC3M); data_modules/webvid and cc3m describe them:
 
 - shard files ``{shard_id:05d}.tar`` with a ``{shard_id:05d}_stats.json`` beside each;
 - sample keys ``10**oom_sample_per_shard * shard_id + index_in_shard``, zero-padded to ``oom_sample_per_shard + 5``
@@ -23,7 +23,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import braceexpand
-import webdataset
 
 SHARD_DIGITS = 5
 """Digits of a shard file name (video2dataset's and img2dataset's ``oom_shard_count``)."""
@@ -138,6 +137,8 @@ def write_tar(path: str, samples: Iterable[dict[str, Any]]) -> int:
     temporary = path + ".tmp"
     count = 0
     try:
+        import webdataset  # here, not at the top: webdataset imports torch, which `prepare --help` must not wait for
+
         with open(temporary, "wb") as stream, webdataset.TarWriter(stream, encoder=False, mtime=_FIXED_MTIME) as tar:
             for sample in samples:
                 members = {name: _to_bytes(value) for name, value in sample.items() if name != "__key__"}

@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
+from clover_pl.data.global_batch import check_global_batch
 from clover_pl.data.qa_manifest import read_answer_vocabulary, read_qa_manifest, read_qa_split
 from clover_pl.data.qa_text import DEFAULT_MC_TEMPLATE, candidate_texts, check_template, encode_texts, encode_with_blank
 from clover_pl.data.retrieval import load_clip
@@ -231,6 +232,9 @@ class VideoQADataModule(L.LightningDataModule):
         mc_template: multiple-choice text template (fields ``{question}``, ``{options}``, ``{candidate}``).
         num_workers: DataLoader workers.
         seed: seed of the training shuffle (and so of the workers' augmentation) and of the carved validation set.
+        published_global_batch: the global batch the config was published with (per GPU x GPUs in spec 5.1);
+            ``fit`` stops with one line when devices x nodes x batch_size x accumulation differs. None: no check.
+        allow_global_batch_mismatch: run anyway (with a warning) when the global batch differs.
     """
 
     def __init__(
@@ -257,6 +261,8 @@ class VideoQADataModule(L.LightningDataModule):
         mc_template: str = DEFAULT_MC_TEMPLATE,
         num_workers: int = 4,
         seed: int = 0,
+        published_global_batch: int | None = None,
+        allow_global_batch_mismatch: bool = False,
     ) -> None:
         super().__init__()
         if not 0 <= val_fraction < 1:
@@ -291,6 +297,8 @@ class VideoQADataModule(L.LightningDataModule):
         hp = self.hparams
         if not os.path.isdir(hp.root):
             raise FileNotFoundError(f"VideoQA dataset folder not found: {hp.root} (data.init_args.root)")
+        if stage == "fit":
+            check_global_batch(self.trainer, hp.batch_size, hp.published_global_batch, hp.allow_global_batch_mismatch)
         self.manifest = read_qa_manifest(hp.root)
         self.tokenizer = load_tokenizer(hp.tokenizer)
         if self.setting != "multiple_choice":

@@ -16,7 +16,7 @@ from torch import nn
 from transformers.models.bert.modeling_bert import BertEncoder
 
 from clover_pl.models.bert_weights import copy_strict, read_bert_config, read_bert_weights
-from clover_pl.models.swin_checkpoint import LoadReport
+from clover_pl.models.load_report import LoadReport
 from clover_pl.models.text_bert import bert_config
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from clover_pl.models.bert_weights import copy_strict, read_bert_config, read_bert_weights
-from clover_pl.models.swin_checkpoint import LoadReport
+from clover_pl.models.load_report import LoadReport
 
 log = logging.getLogger(__name__)
 

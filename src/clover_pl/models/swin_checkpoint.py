@@ -13,15 +13,12 @@ import math
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-if TYPE_CHECKING:  # video_swin imports this module at run time
-    from clover_pl.models.video_swin import VideoSwinTransformer
+from clover_pl.models.load_report import LoadReport
 
 logger = logging.getLogger(__name__)
 
@@ -31,32 +28,6 @@ PRETRAINING_ONLY = "pretraining-only, kept at its initialisation"
 RECOMPUTED_BUFFER = "buffer recomputed from the window size"
 BIAS_TABLE = "relative_position_bias_table"
 INDEX_BUFFER = "relative_position_index"
-
-
-@dataclass
-class LoadReport:
-    """What a checkpoint load did, key by key.
-
-    Args:
-        source: path of the checkpoint.
-        loaded: model keys copied from the file (interpolated ones included).
-        skipped: file or model keys left alone, each with the reason.
-        interpolated: model keys whose tensor was resized to fit the model.
-        missing: model keys the file lacks and that were tolerated (kept at their initialisation).
-    """
-
-    source: str
-    loaded: list[str] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-    interpolated: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        """One line with the counts and the source path."""
-        return (
-            f"loaded {len(self.loaded)} tensors ({len(self.interpolated)} interpolated), "
-            f"skipped {len(self.skipped)}, missing {len(self.missing)} from {self.source}"
-        )
 
 
 def read_state_dict(path: str) -> dict[str, Tensor]:
@@ -139,7 +110,7 @@ def interpolate_bias_table(
     return grid.squeeze(0).permute(1, 2, 3, 0).reshape(-1, heads).to(table.dtype)
 
 
-def load_video_swin_checkpoint(model: VideoSwinTransformer, path: str) -> LoadReport:
+def load_video_swin_checkpoint(model: nn.Module, path: str) -> LoadReport:
     """Loads an official Video Swin checkpoint into a :class:`VideoSwinTransformer`, strictly.
 
     Accepts the release format (``state_dict`` with ``backbone.`` keys and a ``cls_head``), a ``model``

@@ -17,9 +17,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
-from clover_pl.models.swin_checkpoint import LoadReport, load_video_swin_checkpoint
+from clover_pl.models.load_report import LoadReport
+from clover_pl.models.swin_checkpoint import load_video_swin_checkpoint
 
 Size3 = tuple[int, int, int]
+CLIPPED_WINDOW_BIASES = ("release", "corner")
+"""How a window clipped to a small feature grid takes its relative-position bias (``clipped_window_bias``)."""
 
 
 def clip_window(
@@ -166,6 +169,9 @@ class WindowAttention3D(nn.Module):
         qkv_bias: whether the qkv projection has a bias.
         attn_drop: dropout on attention weights (training only).
         proj_drop: dropout after the output projection.
+        clipped_window_bias: bias of a window clipped to a smaller grid: ``"release"`` (the first N rows and
+            columns of the full window's index, as every Video Swin and Clover checkpoint was trained) or
+            ``"corner"`` (the offsets between the clipped window's own tokens).
     """
 
     def __init__(
@@ -176,10 +182,16 @@ class WindowAttention3D(nn.Module):
         qkv_bias: bool = True,
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
+        clipped_window_bias: str = "release",
     ) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"channels ({dim}) must be divisible by num_heads ({num_heads})")
+        if clipped_window_bias not in CLIPPED_WINDOW_BIASES:
+            raise ValueError(
+                f"clipped_window_bias must be one of {', '.join(CLIPPED_WINDOW_BIASES)}, got {clipped_window_bias!r}"
+            )
+        self.clipped_window_bias = clipped_window_bias
         self.dim = dim
         self.window_size = window_size
         self.num_heads = num_heads
@@ -197,9 +209,12 @@ class WindowAttention3D(nn.Module):
     def relative_position_bias(self, window: Size3) -> Tensor:
         """Bias for a (possibly clipped) window.
 
-        A clipped window is a corner of the full window, so its offsets are those between the corresponding
-        tokens of the full window. Selecting them (rather than the first N rows, as the official code does) keeps
-        the offsets right when H or W is clipped; both agree when only time is clipped.
+        ``"release"`` (default) takes the first N rows and columns of the full window's (N_full, N_full) index, as
+        the official Video Swin code does: when H or W is clipped these rows belong to full-window tokens that are
+        not the clipped window's, so the offsets are not the tokens' own, but it is what every Video Swin and
+        Clover checkpoint was trained and evaluated with. ``"corner"`` (ours, an option) treats the clipped window
+        as a corner of the full window and takes the offsets between its own tokens. Both agree when only time
+        is clipped.
 
         Args:
             window: (wd, wh, ww), each no larger than the full window.
@@ -208,7 +223,10 @@ class WindowAttention3D(nn.Module):
             (heads, N, N) bias, N = wd * wh * ww.
         """
         index: Tensor = self.relative_position_index
-        if tuple(window) != tuple(self.window_size):
+        if tuple(window) != tuple(self.window_size) and self.clipped_window_bias == "release":
+            tokens = window[0] * window[1] * window[2]
+            index = index[:tokens, :tokens]
+        elif tuple(window) != tuple(self.window_size):
             device = index.device
             _, full_h, full_w = self.window_size
             d, h, w = torch.meshgrid(*(torch.arange(size, device=device) for size in window), indexing="ij")
@@ -259,6 +277,7 @@ class SwinTransformerBlock3D(nn.Module):
         drop: dropout after projections.
         attn_drop: attention-weight dropout.
         drop_path: stochastic-depth rate of this block.
+        clipped_window_bias: see :class:`WindowAttention3D`.
     """
 
     def __init__(
@@ -272,12 +291,13 @@ class SwinTransformerBlock3D(nn.Module):
         drop: float = 0.0,
         attn_drop: float = 0.0,
         drop_path: float = 0.0,
+        clipped_window_bias: str = "release",
     ) -> None:
         super().__init__()
         self.window_size = window_size
         self.shift_size = shift_size
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention3D(dim, window_size, num_heads, qkv_bias, attn_drop, drop)
+        self.attn = WindowAttention3D(dim, window_size, num_heads, qkv_bias, attn_drop, drop, clipped_window_bias)
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
@@ -345,6 +365,7 @@ class BasicLayer(nn.Module):
         drop_path: Sequence[float],
         downsample: bool,
         use_checkpoint: bool = False,
+        clipped_window_bias: str = "release",
     ) -> None:
         super().__init__()
         self.window_size = window_size
@@ -352,7 +373,9 @@ class BasicLayer(nn.Module):
         self.use_checkpoint = use_checkpoint
         shifts = [(0, 0, 0) if index % 2 == 0 else self.shift_size for index in range(depth)]
         self.blocks = nn.ModuleList(
-            SwinTransformerBlock3D(dim, num_heads, window_size, shift, mlp_ratio, qkv_bias, drop, attn_drop, rate)
+            SwinTransformerBlock3D(
+                dim, num_heads, window_size, shift, mlp_ratio, qkv_bias, drop, attn_drop, rate, clipped_window_bias
+            )
             for shift, rate in zip(shifts, drop_path, strict=True)
         )
         self.downsample = PatchMerging(dim) if downsample else None
@@ -416,6 +439,10 @@ class VideoSwinTransformer(nn.Module):
         checkpoint: path of an official Video Swin checkpoint loaded at construction; its report is
             kept on ``self.load_report``.
         use_checkpoint: recompute each block in backward to save activation memory (training only).
+        clipped_window_bias: relative-position bias of windows clipped to a stage grid smaller than the window
+            (inputs under ~193 px, one-frame images): ``"release"`` (default; the first N rows and columns of the
+            full window's index, as the official code and so every Video Swin and Clover checkpoint) or
+            ``"corner"`` (clover-pl's earlier choice: the offsets between the clipped window's own tokens).
     """
 
     def __init__(
@@ -435,6 +462,7 @@ class VideoSwinTransformer(nn.Module):
         mask_token: bool = True,
         checkpoint: str | None = None,
         use_checkpoint: bool = False,
+        clipped_window_bias: str = "release",
     ) -> None:
         super().__init__()
         if len(depths) != len(num_heads):
@@ -467,6 +495,7 @@ class VideoSwinTransformer(nn.Module):
                     drop_path=rates[first : first + depth],
                     downsample=stage < len(depths) - 1,
                     use_checkpoint=use_checkpoint,
+                    clipped_window_bias=clipped_window_bias,
                 )
             )
         self.norm = nn.LayerNorm(self.out_dim)

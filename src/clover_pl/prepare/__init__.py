@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from clover_pl.prepare.errors import InputError
+
 # dataset name -> module under clover_pl.prepare with a ``main(argv) -> int``
 DATASETS = {
     "synthetic": "synthetic",
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f"clover_pl.prepare.{DATASETS[name]}")
     try:
         return int(module.main(rest))
-    except (FileNotFoundError, NotADirectoryError) as error:
-        # A missing input is the user's to fix, not a bug: say which path, without a traceback.
+    except (InputError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as error:
+        # Input the user must fix, not a bug: one line naming the file or option, without a traceback.
         print(f"clover-pl prepare {name}: {error}", file=sys.stderr)
         return 2

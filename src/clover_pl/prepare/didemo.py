@@ -1,7 +1,7 @@
 """``clover-pl prepare didemo``: DiDeMo paragraph-to-video retrieval from the public annotation files.
 
-Inputs (spec/formats.md §10): ``{train,val,test}_data.json`` (a JSON list, one object per description:
-``{"annotation_id", "description", "video", "times", ...}``), optionally collaborative-experts'
+Inputs (dataset card: data_modules/didemo/README.md): ``{train,val,test}_data.json`` (a JSON list, one object per
+description: ``{"annotation_id", "description", "video", "times", ...}``), optionally collaborative-experts'
 ``{train,val,test}_list.txt`` (one video file name per line, extension included, trailing-dot names as they are),
 and a folder of videos. A video is the file named exactly as in the annotations (CLIP4Clip), anywhere below the
 folder, else any file with the same stem (ALPRO converts everything to ``.mp4``; ``name.`` has stem ``name``).
@@ -16,7 +16,6 @@ distinct videos of the json in first-appearance order. ``video_id`` is the annot
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from collections import Counter, defaultdict
 from typing import Any
@@ -28,6 +27,8 @@ from clover_pl.data.retrieval_manifest import (
     summary_line,
     write_retrieval_manifest,
 )
+from clover_pl.prepare.errors import InputError, read_json, read_text
+from clover_pl.progress import progress
 
 ANNOTATED_SECONDS = 30.0
 """DiDeMo annotates at most the first six 5-second chunks."""
@@ -37,24 +38,22 @@ def read_descriptions(path: str) -> dict[str, list[str]]:
     """Descriptions per video file name from a ``{split}_data.json``, in annotation order (raw strings).
 
     Raises:
-        ValueError: the file is not a JSON list of objects with ``video``.
+        InputError: the file is not a JSON list of objects with ``video``.
     """
-    with open(path, encoding="utf-8") as stream:
-        data = json.load(stream)
+    data = read_json(path, "a JSON list of descriptions (DiDeMo {split}_data.json)")
     if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON list of descriptions (DiDeMo {{split}}_data.json)")
+        raise InputError(f"{path}: expected a JSON list of descriptions (DiDeMo {{split}}_data.json)")
     descriptions: dict[str, list[str]] = defaultdict(list)
     for position, item in enumerate(data):
         if not isinstance(item, dict) or not isinstance(item.get("video"), str):
-            raise ValueError(f"{path}: item {position} has no 'video' file name: {item!r}")
+            raise InputError(f"{path}: item {position} has no 'video' file name: {item!r:.80}")
         descriptions[item["video"]].append(str(item.get("description") or ""))
     return dict(descriptions)
 
 
 def read_list(path: str) -> list[str]:
     """Video file names of a split list, one per line; only line breaks and surrounding spaces are removed."""
-    with open(path, encoding="utf-8-sig") as stream:
-        return [name for name in (line.strip() for line in stream) if name]
+    return [name for name in (line.strip() for line in read_text(path).split("\n")) if name]
 
 
 def prepare_didemo(
@@ -118,7 +117,7 @@ def _records(
     first_30s: bool,
 ) -> list[dict[str, Any]]:
     records, seen = [], set()
-    for name in names:
+    for name in progress(names, desc="videos", unit="videos"):
         if name in seen:
             dropped["duplicate_video"] += 1
             continue

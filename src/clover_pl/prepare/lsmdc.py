@@ -1,6 +1,6 @@
 """``clover-pl prepare lsmdc``: LSMDC 2016 movie retrieval from the challenge annotation files.
 
-Inputs (spec/formats.md §11): ``LSMDC16_annos_training.csv``, ``LSMDC16_annos_val.csv`` and
+Inputs (dataset card: data_modules/lsmdc/README.md): ``LSMDC16_annos_training.csv``, ``LSMDC16_annos_val.csv`` and
 ``LSMDC16_challenge_1000_publictect.csv`` (sic), TAB separated, no header, exactly 6 fields per line:
 ``CLIP_ID, START_ALIGNED, END_ALIGNED, START_EXTRACTED, END_EXTRACTED, SENTENCE``. Lines with another field count
 are skipped and counted (``malformed_line``; CLIP4Clip asserts on them). No quoting is interpreted: a sentence
@@ -14,11 +14,14 @@ A clip's file is ``VIDEOS/{movie}/{clip_id}.avi`` with ``movie = clip_id.rsplit(
 from __future__ import annotations
 
 import argparse
+import io
 import os
 from collections import Counter
 from typing import Any
 
 from clover_pl.data.retrieval_manifest import VideoIndex, clean_captions, summary_line, write_retrieval_manifest
+from clover_pl.prepare.errors import read_text
+from clover_pl.progress import progress
 
 FILES = {
     "train": "LSMDC16_annos_training.csv",
@@ -35,7 +38,7 @@ def read_annotations(path: str, dropped: Counter[str]) -> dict[str, list[str]]:
     Blank lines are ignored; lines without exactly 6 TAB-separated fields are counted as ``malformed_line``.
     """
     sentences: dict[str, list[str]] = {}
-    with open(path, encoding="utf-8-sig", newline="") as stream:
+    with io.StringIO(read_text(path), newline="") as stream:
         for line in stream:
             text = line.rstrip("\r\n")
             if not text.strip():
@@ -92,7 +95,7 @@ def prepare_lsmdc(annotations: str, videos: str, out: str) -> dict[str, Any]:
 
 def _records(sentences: dict[str, list[str]], index: VideoIndex, dropped: Counter[str]) -> list[dict[str, Any]]:
     records = []
-    for clip_id, raw in sentences.items():
+    for clip_id, raw in progress(sentences.items(), desc="clips", unit="clips"):
         captions = clean_captions(raw, dropped)
         if not captions:
             dropped["no_caption"] += 1

@@ -1,9 +1,9 @@
 """``clover-pl prepare lsmdc_fib``: LSMDC 2016 movie fill-in-the-blank to a VideoQA manifest.
 
-Inputs (spec/formats.md §11): ``LSMDC16_annos_{training,val,test}_FIB.csv``, TAB separated, no header, no quoting,
-8 fields per row: the 5-field prefix ``CLIP_ID, START_ALIGNED, END_ALIGNED, START_EXTRACTED, END_EXTRACTED``, then
-``SENTENCE`` (complete), ``FILL_IN`` (the sentence with the blank written ``_____``) and ``BLANK`` (the removed
-word, the answer).
+Inputs (dataset card: data_modules/lsmdc_fib/README.md): ``LSMDC16_annos_{training,val,test}_FIB.csv``, TAB
+separated, no header, no quoting, 8 fields per row: the 5-field prefix ``CLIP_ID, START_ALIGNED, END_ALIGNED,
+START_EXTRACTED, END_EXTRACTED``, then ``SENTENCE`` (complete), ``FILL_IN`` (the sentence with the blank written
+``_____``) and ``BLANK`` (the removed word, the answer).
 
 Each row becomes one record: ``question_id`` = ``{CLIP_ID}#{line}`` (a clip id is not unique; ``line`` is the
 1-based line number in the file), ``video_id`` the clip id, ``question`` the ``FILL_IN`` text with its blank marker
@@ -31,6 +31,7 @@ from clover_pl.prepare.qa_common import (
     require_folder,
     vocabulary_text,
 )
+from clover_pl.progress import progress
 
 FILES = {
     "train": "LSMDC16_annos_training_FIB.csv",
@@ -72,7 +73,7 @@ def prepare_lsmdc_fib(annotations: str, videos: str, out: str, top_k: int | None
     splits: dict[str, list[dict[str, Any]]] = {}
     for split, path in paths.items():
         builder = SplitBuilder(split, "fill_in_blank", problems)
-        for line, fields in read_tab_rows(path):
+        for line, fields in progress(list(read_tab_rows(path)), desc=f"{split} questions", unit="questions"):
             clip_id = fields[0].strip()
             question_id = f"{clip_id}#{line}"
             if len(fields) != FIELDS_PER_LINE or not clip_id:

@@ -1,12 +1,12 @@
 """``clover-pl prepare lsmdc_mc``: LSMDC 2016 movie multiple-choice to a VideoQA manifest.
 
-Inputs (spec/formats.md §11): ``LSMDC16_multiple_choice_{train,valid,test_randomized}.csv``, TAB separated, no
-header, no quoting. Every row starts with the 5-field prefix ``CLIP_ID, START_ALIGNED, END_ALIGNED,
-START_EXTRACTED, END_EXTRACTED``. Train and valid rows have 10 fields: the prefix, the correct sentence, then 4
-distractors, so the right answer is always the first candidate in the file; the converter shuffles each
-question's candidates with a seeded hash of its id (deterministic, independent of library versions) and records
-where the right sentence went. Test rows have 11 fields: the prefix, 5 sentences already in random order and the
-**1-based** ``ANSWER_INDEX``, stored 0-based.
+Inputs (dataset card: data_modules/lsmdc_mc/README.md):
+``LSMDC16_multiple_choice_{train,valid,test_randomized}.csv``, TAB separated, no header, no quoting. Every row
+starts with the 5-field prefix ``CLIP_ID, START_ALIGNED, END_ALIGNED, START_EXTRACTED, END_EXTRACTED``. Train and
+valid rows have 10 fields: the prefix, the correct sentence, then 4 distractors, so the right answer is always the
+first candidate in the file; the converter shuffles each question's candidates with a seeded hash of its id
+(deterministic, independent of library versions) and records where the right sentence went. Test rows have 11
+fields: the prefix, 5 sentences already in random order and the **1-based** ``ANSWER_INDEX``, stored 0-based.
 
 ``question_id`` is ``{CLIP_ID}#{line}`` (a clip id is not unique; ``line`` is the 1-based line number in the file),
 ``video_id`` the clip id, ``question`` ``""`` (LSMDC-MC has no question). A clip's file is
@@ -32,6 +32,7 @@ from clover_pl.prepare.qa_common import (
     require_file,
     require_folder,
 )
+from clover_pl.progress import progress
 
 FILES = {
     "train": "LSMDC16_multiple_choice_train.csv",
@@ -80,7 +81,7 @@ def prepare_lsmdc_mc(annotations: str, videos: str, out: str, seed: int = 0) -> 
     for split, path in paths.items():
         builder = SplitBuilder(split, "multiple_choice", problems)
         expected = PREFIX_FIELDS + NUM_OPTIONS + (1 if split == "test" else 0)
-        for line, fields in read_tab_rows(path):
+        for line, fields in progress(list(read_tab_rows(path)), desc=f"{split} questions", unit="questions"):
             clip_id = fields[0].strip()
             question_id = f"{clip_id}#{line}"
             if len(fields) != expected or not clip_id:

@@ -1,10 +1,10 @@
 """``clover-pl prepare msrvtt``: MSR-VTT retrieval (1k-A) from the public annotation files to a retrieval manifest.
 
-Inputs (spec/formats.md §5): ``MSRVTT_data.json`` (``{"videos": [...], "sentences": [{"caption", "video_id",
-"sen_id"}]}``, 20 captions per video), ``MSRVTT_train.9k.csv`` or ``MSRVTT_train.7k.csv`` (one column
-``video_id``), ``MSRVTT_JSFUSION_test.csv`` (``key,vid_key,video_id,sentence``, 1,000 rows, one fixed caption per
-video) and a folder of ``video{N}.mp4`` files, flat, in the official ``TrainValVideo/`` + ``TestVideo/`` layout or
-anywhere below (found recursively by stem; ``.mp4`` preferred, ``.webm`` and others accepted).
+Inputs (dataset card: data_modules/msrvtt/README.md): ``MSRVTT_data.json`` (``{"videos": [...], "sentences":
+[{"caption", "video_id", "sen_id"}]}``, 20 captions per video), ``MSRVTT_train.9k.csv`` or ``MSRVTT_train.7k.csv``
+(one column ``video_id``), ``MSRVTT_JSFUSION_test.csv`` (``key,vid_key,video_id,sentence``, 1,000 rows, one fixed
+caption per video) and a folder of ``video{N}.mp4`` files, flat, in the official ``TrainValVideo/`` + ``TestVideo/``
+layout or anywhere below (found recursively by stem; ``.mp4`` preferred, ``.webm`` and others accepted).
 
 Splits: ``train`` = the train list minus the carved ``val`` videos, all their captions in ``MSRVTT_data.json``
 order; ``test`` = 1k-A, each video with the csv's sentence as its only caption; ``val`` = ``--val-videos`` train-list
@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import json
 import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
 from clover_pl.data.retrieval_manifest import VideoIndex, clean_captions, summary_line, write_retrieval_manifest
+from clover_pl.prepare.errors import InputError, checked_rows, read_json, require_file
+from clover_pl.progress import progress
 
 DEFAULT_VAL_VIDEOS = 500
 """Videos carved from the train list for model selection (1k-A has no val split; the official val had 497)."""
@@ -35,15 +36,16 @@ def read_captions(data_json: str) -> dict[str, list[str]]:
     """Captions per video id from ``MSRVTT_data.json``, in file order (as raw strings).
 
     Raises:
-        ValueError: the file has no ``sentences`` list.
+        InputError: the file is not valid JSON, has no ``sentences`` list, or a sentence has no ``video_id``.
     """
-    with open(data_json, encoding="utf-8") as stream:
-        data = json.load(stream)
+    data = read_json(data_json, "MSRVTT_data.json: an object with a 'sentences' list")
     sentences = data.get("sentences") if isinstance(data, dict) else None
     if not isinstance(sentences, list):
-        raise ValueError(f"{data_json}: expected an object with a 'sentences' list (MSRVTT_data.json)")
+        raise InputError(f"{data_json}: expected an object with a 'sentences' list (MSRVTT_data.json)")
     captions: dict[str, list[str]] = defaultdict(list)
-    for sentence in sentences:
+    for position, sentence in enumerate(sentences):
+        if not isinstance(sentence, dict) or sentence.get("video_id") in (None, ""):
+            raise InputError(f"{data_json}: sentences[{position}] has no 'video_id': {sentence!r:.80}")
         captions[str(sentence["video_id"])].append(str(sentence.get("caption") or ""))
     return dict(captions)
 
@@ -52,16 +54,20 @@ def read_csv(path: str, columns: tuple[str, ...]) -> list[dict[str, str]]:
     """Rows of a CLIP4Clip csv (header, possibly quoted sentences) as dicts, values stripped.
 
     Raises:
-        ValueError: the header lacks one of ``columns``.
+        InputError: the file is not a readable CSV, or its header lacks one of ``columns``.
     """
-    with open(path, encoding="utf-8-sig", newline="") as stream:
-        reader = csv.DictReader(stream)
-        header = [name.strip() for name in reader.fieldnames or []]
+    with open(require_file(path), encoding="utf-8-sig", newline="") as stream:
+        rows = checked_rows(path, csv.reader(stream))
+        header = [name.strip() for name in next(rows, [])]
         missing = [name for name in columns if name not in header]
         if missing:
-            raise ValueError(f"{path}: the header lacks {', '.join(missing)} (header: {','.join(header)})")
-        reader.fieldnames = header
-        return [{name: (value or "").strip() for name, value in row.items() if name} for row in reader]
+            raise InputError(f"{path}: the header lacks {', '.join(missing)} (header: {','.join(header)})")
+        # as csv.DictReader: blank lines skipped, missing cells empty, extra cells dropped
+        return [
+            {name: (row[i] if i < len(row) else "").strip() for i, name in enumerate(header) if name}
+            for row in rows
+            if row
+        ]
 
 
 def carve_val(video_ids: list[str], count: int, seed: int) -> set[str]:
@@ -100,14 +106,18 @@ def prepare_msrvtt(
     index = VideoIndex(videos)
     dropped: Counter[str] = Counter()
     test_rows = read_csv(test_csv, TEST_COLUMNS)
-    test = _records(((row["video_id"], [row["sentence"]]) for row in test_rows), index, dropped)
+    test_pairs = [(row["video_id"], [row["sentence"]]) for row in test_rows]
+    test = _records(progress(test_pairs, desc="test videos", unit="videos"), index, dropped)
     test_ids = {record["video_id"] for record in test}
     train_ids = [row["video_id"] for row in read_csv(train_csv, ("video_id",))]
     dropped["train_in_test"] += sum(video_id in test_ids for video_id in train_ids)
-    train_pairs = ((video_id, captions.get(video_id, [])) for video_id in train_ids if video_id not in test_ids)
-    train = _records(train_pairs, index, dropped)
+    train_pairs = [(video_id, captions.get(video_id, [])) for video_id in train_ids if video_id not in test_ids]
+    train = _records(progress(train_pairs, desc="train videos", unit="videos"), index, dropped)
     if val_videos < 0 or (val_videos and val_videos >= len(train)):
-        raise ValueError(f"val_videos={val_videos} must be >= 0 and below the {len(train)} usable train videos")
+        raise InputError(
+            f"--val-videos {val_videos}: must be >= 0 and below the {len(train)} usable videos of {train_csv} "
+            "(listed, with a caption and a file, not in the test list); lower it, or 0 for no val split"
+        )
     val_ids = carve_val([record["video_id"] for record in train], val_videos, seed)
     splits = {"train": [record for record in train if record["video_id"] not in val_ids]}
     if val_ids:

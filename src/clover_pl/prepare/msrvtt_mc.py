@@ -1,6 +1,6 @@
 """``clover-pl prepare msrvtt_mc``: MSRVTT-MC (multiple-choice, test only) to a VideoQA manifest.
 
-Inputs (spec/formats.md §7): ClipBERT's ``msrvtt_retrieval_mc_test.jsonl``, one
+Inputs (dataset card: data_modules/msrvtt_mc/README.md): ClipBERT's ``msrvtt_retrieval_mc_test.jsonl``, one
 ``{"qid", "clip_name": "video7010", "options": [5 captions], "answer": 0-based}`` per line, or singularity's JSON
 list of ``{"video": "video9770.mp4", "caption": [5 captions], "answer": 0-based}`` (the form is told by the first
 character: ``[`` for the list); and the MSR-VTT video folder (``video{N}.mp4``, searched recursively by stem).
@@ -18,14 +18,15 @@ from typing import Any
 
 from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
 from clover_pl.data.retrieval_manifest import VideoIndex
+from clover_pl.prepare.errors import InputError, read_text
 from clover_pl.prepare.qa_common import (
     NUM_OPTIONS,
     SplitBuilder,
     converter_parser,
     report,
-    require_file,
     require_folder,
 )
+from clover_pl.progress import progress
 
 DEFAULT_FILE = "msrvtt_retrieval_mc_test.jsonl"
 
@@ -37,15 +38,17 @@ def read_items(path: str, problems: ProblemLog) -> list[tuple[str, Any]]:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: a JSON-list file that does not parse.
+        InputError: a JSON-list file that does not parse.
     """
-    with open(require_file(path), encoding="utf-8-sig") as stream:
-        text = stream.read()
+    text = read_text(path).replace("\r\n", "\n")
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
+            raise InputError(
+                f"{path}: not valid JSON at line {error.lineno} column {error.colno}: {error.msg}; expected a JSON "
+                "list or one JSON object per line (msrvtt_retrieval_mc_test.jsonl)"
+            ) from None
         return [(str(position), item) for position, item in enumerate(data)]
     items: list[tuple[str, Any]] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -71,13 +74,13 @@ def prepare_msrvtt_mc(annotations: str, videos: str, out: str) -> dict[str, Any]
 
     Raises:
         FileNotFoundError: the annotation file or the video folder does not exist (the message names it).
-        ValueError: a JSON-list file that does not parse.
+        InputError: a JSON-list file that does not parse.
     """
     problems = ProblemLog()
     items = read_items(annotations, problems)
     index = VideoIndex(require_folder(videos))
     builder = SplitBuilder("test", "multiple_choice", problems)
-    for fallback_id, item in items:
+    for fallback_id, item in progress(items, desc="test questions", unit="questions"):
         if not isinstance(item, dict):
             builder.reject(fallback_id, "malformed_row", f"expected a JSON object, got {item!r}")
             continue

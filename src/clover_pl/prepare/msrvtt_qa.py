@@ -1,9 +1,10 @@
 """``clover-pl prepare msrvtt_qa``: MSRVTT-QA (open-ended) from the public json files to a VideoQA manifest.
 
-Inputs (spec/formats.md §6): ``train_qa.json``, ``val_qa.json`` and ``test_qa.json``, each a JSON list of
-``{"answer", "category_id", "id", "question", "video_id"}`` with an **integer** ``video_id`` N, and the MSR-VTT video
-folder: ``video{N}.mp4`` flat, in ``TrainValVideo/`` + ``TestVideo/`` or anywhere below (found recursively by stem;
-``.mp4`` preferred). The official splits are kept as they are (train video0-6512, val 6513-7009, test 7010-9999).
+Inputs (dataset card: data_modules/msrvtt_qa/README.md): ``train_qa.json``, ``val_qa.json`` and ``test_qa.json``,
+each a JSON list of ``{"answer", "category_id", "id", "question", "video_id"}`` with an **integer** ``video_id`` N,
+and the MSR-VTT video folder: ``video{N}.mp4`` flat, in ``TrainValVideo/`` + ``TestVideo/`` or anywhere below (found
+recursively by stem; ``.mp4`` preferred). The official splits are kept as they are (train video0-6512, val
+6513-7009, test 7010-9999).
 
 Each question becomes one record: ``question_id`` = ``str(id)``, ``video_id`` = ``video{N}``, the question and
 answer stripped, ``answer_type`` = the question's first word (what / who / how / where / when, else ``other``).

@@ -1,10 +1,10 @@
 """``clover-pl prepare msvd_qa``: MSVD-QA (open-ended) from the public json files to a VideoQA manifest.
 
-Inputs (spec/formats.md §8-9): ``train_qa.json``, ``val_qa.json`` and ``test_qa.json``, each a JSON list of
-``{"answer", "id", "question", "video_id"}`` with an **integer, 1-based** ``video_id`` N; ``youtube_mapping.txt``,
-one ``{clip_name} vid{N}`` pair per line (space separated; clip names may start with ``-`` and contain ``_``,
-e.g. ``-4wsuPCjDBc_5_15``); and the ``YouTubeClips`` folder of ``{clip_name}.avi`` files (searched recursively by
-stem when not directly inside). The official splits are kept as they are.
+Inputs (dataset card: data_modules/msvd_qa/README.md): ``train_qa.json``, ``val_qa.json`` and ``test_qa.json``, each
+a JSON list of ``{"answer", "id", "question", "video_id"}`` with an **integer, 1-based** ``video_id`` N;
+``youtube_mapping.txt``, one ``{clip_name} vid{N}`` pair per line (space separated; clip names may start with ``-``
+and contain ``_``, e.g. ``-4wsuPCjDBc_5_15``); and the ``YouTubeClips`` folder of ``{clip_name}.avi`` files
+(searched recursively by stem when not directly inside). The official splits are kept as they are.
 
 Each question becomes one record: ``question_id`` = ``str(id)``, ``video_id`` = the clip name, the question and
 answer stripped, ``answer_type`` = the question's first word (what / who / how / where / when, else ``other``).
@@ -13,11 +13,13 @@ The answer vocabulary is the ``top_k`` most frequent train answers (1,000 in the
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any
 
 from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
 from clover_pl.data.retrieval_manifest import VideoIndex
+from clover_pl.prepare.errors import read_text
 from clover_pl.prepare.qa_common import (
     OPEN_ENDED_SCORING,
     SplitBuilder,
@@ -26,7 +28,6 @@ from clover_pl.prepare.qa_common import (
     parse_index,
     read_json_list,
     report,
-    require_file,
     require_folder,
     vocabulary_text,
 )
@@ -44,7 +45,7 @@ def read_mapping(path: str, problems: ProblemLog) -> dict[str, str]:
         FileNotFoundError: the file does not exist.
     """
     mapping: dict[str, str] = {}
-    with open(require_file(path), encoding="utf-8-sig") as stream:
+    with io.StringIO(read_text(path)) as stream:
         for number, line in enumerate(stream, start=1):
             words = line.split()
             if not words:

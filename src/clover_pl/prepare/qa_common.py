@@ -17,6 +17,7 @@ Converters add their own reasons for rows they cannot read at all (``malformed_r
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -24,6 +25,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from clover_pl.data.qa_manifest import BLANK, PROBLEMS_NAME, ProblemLog, qa_summary_line
+from clover_pl.prepare.errors import InputError, read_json, read_text, require_file, require_folder  # noqa: F401 (re-exported)
+from clover_pl.progress import progress
 
 QUESTION_WORDS = ("what", "who", "how", "where", "when")
 """The question types of MSRVTT-QA and MSVD-QA (the first word of the question); any other word is ``other``."""
@@ -36,29 +39,7 @@ OPEN_ENDED_SCORING = (
     "answers.coverage is the best reachable accuracy). Questions left out are listed with their ids in "
     "problems.jsonl."
 )
-"""The scoring sentence of every open-ended and fill-in-the-blank protocol (spec/formats.md §14)."""
-
-
-def require_file(path: str) -> str:
-    """Return ``path`` if it is a file.
-
-    Raises:
-        FileNotFoundError: it is not, with the path in the message.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: file not found")
-    return path
-
-
-def require_folder(path: str) -> str:
-    """Return ``path`` if it is a folder (the video folder).
-
-    Raises:
-        FileNotFoundError: it is not, with the path in the message.
-    """
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"{path}: video folder not found")
-    return path
+"""The scoring sentence of every open-ended and fill-in-the-blank protocol."""
 
 
 def read_json_list(path: str) -> list[Any]:
@@ -66,12 +47,11 @@ def read_json_list(path: str) -> list[Any]:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file does not hold a JSON list.
+        InputError: the file is not valid JSON (a truncated download) or does not hold a list.
     """
-    with open(require_file(path), encoding="utf-8-sig") as stream:
-        data = json.load(stream)
+    data = read_json(path, "a JSON list of questions")
     if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON list of questions, got {type(data).__name__}")
+        raise InputError(f"{path}: expected a JSON list of questions, got {type(data).__name__}")
     return data
 
 
@@ -84,7 +64,7 @@ def read_tab_rows(path: str) -> Iterator[tuple[int, list[str]]]:
     Raises:
         FileNotFoundError: the file does not exist.
     """
-    with open(require_file(path), encoding="utf-8-sig", newline="") as stream:
+    with io.StringIO(read_text(path), newline="") as stream:
         for number, line in enumerate(stream, start=1):
             text = line.rstrip("\r\n")
             if text.strip():
@@ -225,7 +205,7 @@ def add_json_questions(
             ``answer_type`` the question's first word (:func:`question_word`).
         locate: raw ``video_id`` -> (the video's id, its file or None).
     """
-    for position, item in enumerate(items):
+    for position, item in enumerate(progress(items, desc=f"{builder.split} questions", unit="questions")):
         if not isinstance(item, dict) or item.get("id") in (None, ""):
             builder.reject(f"{builder.split}[{position}]", "malformed_row", f"not an object with an id: {item!r}")
             continue

@@ -1,11 +1,11 @@
 """``clover-pl prepare tgif_qa``: TGIF-QA FrameQA, Action or Transition from the public csv files.
 
-Inputs (spec/formats.md §12): ``{Train,Test}_{task}_question.csv``. Despite the name they are TAB separated, with a
-header row, CRLF line endings and csv quoting (a quoted cell with doubled quotes inside reads as ``respond "no"``),
-so they are read with a csv reader, never split on TABs. Headers: FrameQA ``gif_name question answer type vid_id key
-description``; Action and Transition ``gif_name question a1 a2 a3 a4 a5 answer vid_id key``. The videos are
-``{gif_name}.gif`` (a converted ``{gif_name}.mp4`` is preferred when both exist), directly in the video folder or
-anywhere below it.
+Inputs (dataset card: data_modules/tgif_qa/README.md): ``{Train,Test}_{task}_question.csv``. Despite the name they
+are TAB separated, with a header row, CRLF line endings and csv quoting (a quoted cell with doubled quotes inside
+reads as ``respond "no"``), so they are read with a csv reader, never split on TABs. Headers: FrameQA ``gif_name
+question answer type vid_id key description``; Action and Transition ``gif_name question a1 a2 a3 a4 a5 answer
+vid_id key``. The videos are ``{gif_name}.gif`` (a converted ``{gif_name}.mp4`` is preferred when both exist),
+directly in the video folder or anywhere below it.
 
 ``question_id`` is the ``vid_id`` column (which holds a question id such as ``FRAMEQA1159``; repeats are reported as
 ``duplicate_id``), ``video_id`` the GIF name. FrameQA is open-ended with ``answer_type`` from ``type`` (0 object,
@@ -22,6 +22,7 @@ from typing import Any
 
 from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
 from clover_pl.data.retrieval_manifest import VideoIndex
+from clover_pl.prepare.errors import InputError, checked_rows
 from clover_pl.prepare.qa_common import (
     NUM_OPTIONS,
     OPEN_ENDED_SCORING,
@@ -32,6 +33,7 @@ from clover_pl.prepare.qa_common import (
     require_folder,
     vocabulary_text,
 )
+from clover_pl.progress import progress
 
 TASKS = ("frameqa", "action", "transition")
 FILES = {"train": "Train_{task}_question.csv", "test": "Test_{task}_question.csv"}
@@ -56,15 +58,16 @@ def read_question_csv(path: str, columns: tuple[str, ...]) -> tuple[list[str], l
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the header lacks one of ``columns``.
+        InputError: the file is not a readable TSV, or its header lacks one of ``columns``.
     """
     with open(require_file(path), encoding="utf-8-sig", newline="") as stream:
         reader = csv.reader(stream, delimiter="\t")
-        header = [name.strip() for name in next(reader, [])]
-        rows = [(reader.line_num, cells) for cells in reader if any(cell.strip() for cell in cells)]
+        checked = checked_rows(path, reader)
+        header = [name.strip() for name in next(checked, [])]
+        rows = [(reader.line_num, cells) for cells in checked if any(cell.strip() for cell in cells)]
     missing = [name for name in columns if name not in header]
     if missing:
-        raise ValueError(f"{path}: the header lacks {', '.join(missing)} (header: {' '.join(header)})")
+        raise InputError(f"{path}: the header lacks {', '.join(missing)} (header: {' '.join(header)})")
     return header, rows
 
 
@@ -100,7 +103,7 @@ def prepare_tgif_qa(
     for split, (header, rows) in tables.items():
         builder = SplitBuilder(split, setting, problems)
         file = os.path.basename(paths[split])
-        for line, cells in rows:
+        for line, cells in progress(rows, desc=f"{task} {split} questions", unit="questions"):
             if len(cells) != len(header):
                 question_id = _cell(header, cells, "vid_id") or f"{file}:{line}"
                 detail = f"{file}:{line}: {len(cells)} fields, the header has {len(header)}"

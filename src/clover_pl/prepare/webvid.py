@@ -1,9 +1,10 @@
 """``clover-pl prepare webvid``: WebVid-2M (CSV + downloaded videos, or video2dataset shards) to shards + manifest.
 
-From the official CSV (``videoid,name,page_idx,page_dir,duration,contentUrl``, spec/formats.md §1) and a folder
-of videos, data row ``i`` (header not counted) becomes the sample keyed ``make_key(i // n, i % n, n)`` of shard
-``i // n`` (``n`` = samples per shard), in the video2dataset layout (§3): members ``.json``, ``.mp4``, ``.txt``.
-A row's video is ``VIDEOS/{page_dir}/{videoid}.mp4``, or ``VIDEOS/{videoid}.mp4`` when the first is absent.
+From the official CSV (``videoid,name,page_idx,page_dir,duration,contentUrl``; dataset card:
+data_modules/webvid/README.md) and a folder of videos, data row ``i`` (header not counted) becomes the sample keyed
+``make_key(i // n, i % n, n)`` of shard ``i // n`` (``n`` = samples per shard), in the video2dataset layout:
+members ``.json``, ``.mp4``, ``.txt``. A row's video is ``VIDEOS/{page_dir}/{videoid}.mp4``, or
+``VIDEOS/{videoid}.mp4`` when the first is absent.
 
 Rows are dropped, never written, and counted by the first reason that applies, in this order: ``bad_row`` (wrong
 field count, no videoid or page_dir, a path separator in them), ``empty_caption``, ``missing_file``, ``empty_file``
@@ -14,20 +15,18 @@ dropped rows are simply absent (as in img2dataset). Captions are stripped and cu
 Videos are copied byte for byte unless ``--fps``, ``--short-side`` or ``--max-duration`` is given; then every
 video is re-encoded with libx264 (yuv420p, crf 23, preset veryfast, one thread, a keyframe every second), frames
 resampled to the new rate, the short side scaled down (never up) to the given length with even sizes, cut after
-the given seconds, audio dropped, a phone's rotation applied to the pixels. ``--preset train`` re-encodes for cheap
-8-frame sampling (short side 256, short keyframe interval, x264 ``fastdecode``; `clover_pl.prepare.presets`), keeping
-the frame rate and frame count. The settings are in each sample's json (``reencode``) and in the manifest, and the
-manifest's summary compares the bytes per clip with the originals'.
+the given seconds, audio dropped, a phone's rotation applied to the pixels. The settings are in each sample's
+json (``reencode``) and in the manifest. ``--preset train`` re-encodes for cheap 8-frame sampling (short side 256,
+a short keyframe interval, x264 ``fastdecode``; `clover_pl.prepare.presets`), keeping the frame rate and frame
+count; the manifest's ``storage`` then compares the bytes per clip with the originals'.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -36,18 +35,12 @@ from typing import Any
 import av
 import numpy as np
 
-from clover_pl.data.video import DecodeError
-from clover_pl.prepare.manifest import index_shards, probe_video, verify_dataset, write_manifest
+from clover_pl.prepare.errors import InputError, checked_rows
+from clover_pl.prepare.manifest import write_manifest
+from clover_pl.prepare.media_check import check_video
 from clover_pl.prepare.presets import DEFAULT_ENCODE, PRESETS, EncodeSettings
-from clover_pl.prepare.workers import (
-    Dropped,
-    ShardTally,
-    add_shared_arguments,
-    convert_rows,
-    print_summary,
-    report_problems,
-    summarize,
-)
+from clover_pl.prepare.shard_command import add_shared_arguments, check_positive, run_shard_command, shard_parser
+from clover_pl.prepare.workers import Dropped, ShardTally, convert_rows, count_lines, summarize
 
 COLUMNS = ("videoid", "name", "page_idx", "page_dir", "duration", "contentUrl")
 """The official CSV's columns; a row is kept as a list of these, in this order."""
@@ -77,14 +70,14 @@ def read_webvid_csv(path: str) -> Iterator[tuple[int, list[str | None] | None]]:
     A row whose field count differs from the header's comes as ``(index, None)``; blank lines are not rows.
 
     Raises:
-        ValueError: the header lacks a required column.
+        InputError: the file is not a readable CSV, or its header lacks a required column.
     """
     with open(path, encoding="utf-8-sig", newline="") as stream:
-        reader = csv.reader(stream)
+        reader = checked_rows(path, csv.reader(stream))
         header = [name.strip() for name in next(reader, [])]
         missing = [name for name in REQUIRED_COLUMNS if name not in header]
         if missing:
-            raise ValueError(f"{path}: the header lacks {', '.join(missing)} (expected {','.join(COLUMNS)})")
+            raise InputError(f"{path}: the header lacks {', '.join(missing)} (expected {','.join(COLUMNS)})")
         positions = [header.index(name) if name in header else None for name in COLUMNS]
         index = 0
         for fields in reader:
@@ -116,8 +109,10 @@ class WebVidConverter:
             raise Dropped("empty_caption")
         data = self.read_video(page_dir, videoid)
         tally.source_bytes += len(data)
+        from clover_pl.data.video import DecodeError  # torch: imported by the workers' first video, not by --help
+
         try:
-            seconds = probe_video(data)
+            seconds = check_video(data)  # every frame, as the loader decodes them: no clip it would skip is kept
             if self.reencode is not None:
                 data, seconds = reencode_video(data, self.reencode)
         except (DecodeError, av.FFmpegError, ValueError) as error:  # PyAV's errors for damaged input
@@ -180,6 +175,8 @@ def reencode_video(data: bytes, settings: Reencode) -> tuple[bytes, float]:
     Raises:
         DecodeError: no video stream, or no frame decoded.
     """
+    from clover_pl.data.video import DecodeError
+
     output = io.BytesIO()
     with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as source:
         if not source.streams.video:
@@ -280,7 +277,9 @@ def prepare_webvid(
     }
     converter = WebVidConverter(os.path.abspath(videos), max_caption_chars, reencode)
     fingerprinted = {"dataset": "webvid", **settings}
-    stats = convert_rows(read_webvid_csv(csv_path), converter, out, samples_per_shard, fingerprinted, workers, "webvid")
+    rows = read_webvid_csv(csv_path)
+    total = max(0, count_lines(csv_path) - 1)  # less the header
+    stats = convert_rows(rows, converter, out, samples_per_shard, fingerprinted, workers, "webvid", total)
     shards, summary = summarize(stats, out)
     summary["duration_seconds"] = round(sum(float(s["prepare"]["seconds"]) for s in stats), 3)
     if reencode is not None:
@@ -312,14 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status: 0, or 1 when ``--verify`` or ``--shards`` found problems.
     """
-    parser = argparse.ArgumentParser(
-        prog="clover-pl prepare webvid",
-        description="WebVid-2M to webdataset shards (video2dataset layout) and OUT/manifest.json.",
-        epilog="examples:\n"
-        "  clover-pl prepare webvid --csv results_2M_train.csv --videos videos --out data/webvid\n"
-        "  clover-pl prepare webvid --shards video2dataset_out --out data/webvid\n"
-        "  clover-pl prepare webvid --verify --out data/webvid",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = shard_parser(
+        "webvid",
+        "WebVid-2M to webdataset shards (video2dataset layout) and OUT/manifest.json.",
+        [
+            "--csv results_2M_train.csv --videos videos --out data/webvid",
+            "--shards video2dataset_out --out data/webvid",
+            "--verify --out data/webvid",
+        ],
     )
     parser.add_argument("--csv", help="results_2M_train.csv (videoid,name,page_idx,page_dir,duration,contentUrl)")
     parser.add_argument("--videos", help="folder of {page_dir}/{videoid}.mp4 (or {videoid}.mp4)")
@@ -335,28 +334,25 @@ def main(argv: list[str] | None = None) -> int:
         "(faster, lower quality); see bench/RESULTS.md. --short-side overrides the size",
     )
     args = parser.parse_args(argv)
-    if args.verify:
-        if args.csv or args.videos or args.shards:
-            print("--verify re-reads OUT as it is: the input options are not used", file=sys.stderr)
-        return report_problems(verify_dataset(args.out, workers=args.workers), f"verify {args.out}")
     reencode = Reencode(args.fps, args.short_side, args.max_duration)
     if args.preset:
         preset = PRESETS[args.preset]
         short_side = args.short_side if args.short_side is not None else preset.short_side
         reencode = Reencode(args.fps, short_side, args.max_duration, preset.encode)
-    if args.shards:
-        if args.csv or args.videos or reencode != Reencode():
-            parser.error("--shards takes no --csv, --videos or re-encoding options: the shards stay as they are")
-        manifest, problems = index_shards(args.shards, args.out, "webvid", "video", "video2dataset", args.workers)
-        if manifest:
-            print_summary(manifest, args.out, "WEBVID_SHARDS")
-        return report_problems(problems, f"index {args.shards}")
-    if not args.csv or not args.videos:
-        parser.error("give --csv and --videos (or --shards DIR, or --verify)")
-    if not os.path.isdir(args.videos):
-        parser.error(f"--videos {args.videos} is not a folder")
-    _check_positive(parser, args)
-    try:
+    given = {
+        "--csv": args.csv,
+        "--videos": args.videos,
+        "--fps/--short-side/--max-duration/--preset": reencode != Reencode(),
+    }
+    if not args.verify and not args.shards:
+        if not args.csv or not args.videos:
+            parser.error("give --csv and --videos (or --shards DIR, or --verify)")
+        if not os.path.isdir(args.videos):
+            parser.error(f"--videos {args.videos} is not a folder")
+        names = ("samples_per_shard", "workers", "max_caption_chars", "fps", "short_side", "max_duration")
+        check_positive(parser, args, names)
+
+    def convert() -> dict[str, Any]:
         manifest = prepare_webvid(
             args.csv,
             args.videos,
@@ -366,24 +362,12 @@ def main(argv: list[str] | None = None) -> int:
             reencode if reencode != Reencode() else None,
             args.max_caption_chars,
         )
-    except (OSError, ValueError, csv.Error) as error:
-        print(f"clover-pl prepare webvid: {error}")
-        return 2
-    except KeyboardInterrupt:
-        print("clover-pl prepare webvid: interrupted; finished shards are kept: run the same command to go on")
-        return 130
-    print_summary(manifest, args.out, "WEBVID_SHARDS")
-    if "storage" in manifest:
-        storage = manifest["storage"]
-        print(
-            f"storage: {storage['bytes_per_clip'] / 1e6:.2f} MB per clip re-encoded, "
-            f"{storage['source_bytes_per_clip'] / 1e6:.2f} MB as given ({storage['ratio_to_source']:.2f}x)"
-        )
-    return 0
+        if "storage" in manifest:
+            storage = manifest["storage"]
+            print(
+                f"storage: {storage['bytes_per_clip'] / 1e6:.2f} MB per clip re-encoded, "
+                f"{storage['source_bytes_per_clip'] / 1e6:.2f} MB as given ({storage['ratio_to_source']:.2f}x)"
+            )
+        return manifest
 
-
-def _check_positive(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    for name in ("samples_per_shard", "workers", "max_caption_chars", "fps", "short_side", "max_duration"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
+    return run_shard_command(parser, args, ("webvid", "video", "video2dataset", "WEBVID_SHARDS"), given, convert)

@@ -1,4 +1,4 @@
-"""What every converter of ``clover-pl prepare`` shares: a process pool over shards, progress lines, and resuming.
+"""What every shard converter of ``clover-pl prepare`` shares: a process pool over shards, a progress bar, resuming.
 
 A conversion is a stream of input rows ``(index, row)``. Row ``index`` goes to shard ``index // samples_per_shard``
 and gets the key ``make_key(shard, index % samples_per_shard)``, so the same input always gives the same shards,
@@ -15,8 +15,8 @@ shard is converted again. Temporary files of an interrupted run are deleted firs
 
 from __future__ import annotations
 
-import argparse
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -32,6 +32,8 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from clover_pl.data.shards import SHARD_DIGITS, make_key, stats_path, write_tar
+from clover_pl.prepare.errors import InputError
+from clover_pl.progress import progress
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")
@@ -99,34 +101,6 @@ def _worker_signals() -> None:
     that arrives just before the worker blocks on the pool's queue lock, and the worker would then never exit.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-class Progress:
-    """One line per finished shard on stderr: its counts, how many shards are done, and the rate so far."""
-
-    def __init__(self, label: str, total_shards: int | None = None, unit: str = "samples") -> None:
-        self.label = label
-        self.total_shards = total_shards
-        self.unit = unit
-        self.began = time.perf_counter()
-        self.shards = 0
-        self.items = 0
-
-    def note(self, message: str) -> None:
-        """Print a line that is not about one shard."""
-        print(f"[{self.label}] {message}", file=sys.stderr, flush=True)
-
-    def shard_done(self, name: str, items: int, detail: str = "") -> None:
-        """Report a finished shard holding ``items`` samples (or checked samples)."""
-        self.shards += 1
-        self.items += items
-        elapsed = max(time.perf_counter() - self.began, 1e-9)
-        done = f"{self.shards}/{self.total_shards}" if self.total_shards else f"{self.shards}"
-        extra = f", {detail}" if detail else ""
-        self.note(
-            f"shard {name}: {items} {self.unit}{extra} | {done} shards, {self.items} {self.unit} "
-            f"in {elapsed:.1f} s ({self.items / elapsed:.1f}/s)"
-        )
 
 
 class Dropped(Exception):  # noqa: N818 (a control-flow signal, not an error of the program)
@@ -252,6 +226,7 @@ def convert_rows(
     settings: dict[str, Any],
     workers: int,
     label: str,
+    total_rows: int | None = None,
 ) -> list[dict[str, Any]]:
     """Convert a stream of rows into the shards ``out/{00000..}.tar``, resuming an interrupted run.
 
@@ -262,7 +237,8 @@ def convert_rows(
         samples_per_shard: rows per shard (row ``index`` goes to shard ``index // samples_per_shard``).
         settings: everything that changes the output; part of every shard's fingerprint.
         workers: processes (1: convert in this process).
-        label: name shown in the progress lines.
+        label: name shown in the progress bar.
+        total_rows: the number of input rows when known beforehand (the bar's total, for its ETA).
 
     Returns:
         The stats of every shard, in shard order (shard ``i`` at position ``i``).
@@ -270,9 +246,22 @@ def convert_rows(
     os.makedirs(out, exist_ok=True)
     _refuse_foreign_shards(out)
     remove_temporary_files(out)
-    progress = Progress(label)
+    rows = iter(rows)
+    first = next(rows, None)  # a header that cannot be used fails here, before a progress bar is drawn
+    rows = itertools.chain([first] if first is not None else [], rows)
     collected: dict[int, dict[str, Any]] = {}
     reused: list[int] = []
+    bar = progress(total=total_rows, desc=label, unit="rows")
+    counts: Counter[str] = Counter()
+
+    def advance(rows: int, stats: dict[str, Any]) -> None:
+        counts["shards"] += 1
+        counts["written"] += int(stats.get("successes", 0))
+        counts["dropped"] += sum(stats.get("prepare", {}).get("dropped", {}).values())
+        bar.set_postfix_str(
+            f"{counts['shards']} shards, {counts['written']} written, {counts['dropped']} dropped", refresh=False
+        )
+        bar.update(rows)
 
     def jobs() -> Iterator[ShardJob]:
         for shard_id, shard_rows in _group(rows, samples_per_shard):
@@ -281,22 +270,38 @@ def convert_rows(
             if stats is not None:
                 collected[shard_id] = stats
                 reused.append(shard_id)
+                advance(len(shard_rows), stats)
                 continue
+            pending_rows[shard_id] = len(shard_rows)
             yield ShardJob(shard_id, shard_rows, shard_fingerprint)
 
+    pending_rows: dict[int, int] = {}
     work = partial(convert_shard, converter, out, samples_per_shard)
     try:
-        for shard_id, stats, seconds in map_unordered(work, jobs(), workers):
-            collected[shard_id] = stats
-            dropped = sum(stats["prepare"]["dropped"].values())
-            progress.shard_done(shard_name(shard_id), stats["successes"], f"{dropped} dropped, {seconds:.1f} s")
+        with bar:
+            for shard_id, stats, _ in map_unordered(work, jobs(), workers):
+                collected[shard_id] = stats
+                advance(pending_rows.pop(shard_id), stats)
+            if bar.total is not None and bar.n != bar.total:  # the total was counted from lines: end at 100%
+                bar.total = bar.n
+                bar.refresh()
     finally:
         remove_temporary_files(out)  # those of workers stopped mid-shard (an interrupt, another shard's error)
     if reused:
-        progress.note(f"kept {len(reused)} shard(s) finished by an earlier run")
+        print(f"[{label}] kept {len(reused)} shard(s) finished by an earlier run", file=sys.stderr)
     count = max(collected) + 1 if collected else 0
     remove_stale_shards(out, count)
     return [collected[shard_id] for shard_id in range(count)]
+
+
+def count_lines(path: str) -> int:
+    """Lines of a text file (a last line without a newline counts), read in 1 MiB blocks: a progress bar's total."""
+    lines, last = 0, b"\n"
+    with open(path, "rb") as stream:
+        while block := stream.read(1 << 20):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
 
 
 def _group(rows: Iterable[tuple[int, Any]], samples_per_shard: int) -> Iterator[tuple[int, list[tuple[int, Any]]]]:
@@ -325,7 +330,7 @@ def _refuse_foreign_shards(out: str) -> None:
             except (OSError, ValueError, AttributeError):
                 ours = False
             if not ours:
-                raise ValueError(f"{out} holds shards that clover-pl did not convert ({name}); choose another --out")
+                raise InputError(f"{out} holds shards that clover-pl did not convert ({name}); choose another --out")
 
 
 def remove_temporary_files(out: str) -> None:
@@ -364,43 +369,3 @@ def summarize(stats: list[dict[str, Any]], out: str) -> tuple[list[dict[str, Any
         "captions_truncated": sum(int(shard_stats["prepare"]["captions_truncated"]) for shard_stats in stats),
     }
     return shards, summary
-
-
-def add_shared_arguments(parser: argparse.ArgumentParser, samples_per_shard: int, layout: str) -> None:
-    """The options that every real-dataset converter takes (output, existing shards, verification, pool)."""
-    parser.add_argument("--out", required=True, help="output folder: shards, _stats.json and manifest.json")
-    parser.add_argument(
-        "--shards",
-        metavar="DIR",
-        help=f"accept the {layout} shards in DIR as they are: only OUT/manifest.json is written",
-    )
-    parser.add_argument(
-        "--verify",
-        action="store_true",
-        help="re-read OUT (manifest and every shard, media decoded) and print the problems; writes nothing; "
-        "exit status 1 if there are any",
-    )
-    parser.add_argument("--samples-per-shard", type=int, default=samples_per_shard, help="rows per shard")
-    parser.add_argument("--workers", type=int, default=default_workers(), help="processes (default min(4, cpus))")
-    parser.add_argument(
-        "--max-caption-chars", type=int, default=350, help="longer captions are cut (frozen-in-time keeps 350)"
-    )
-
-
-def report_problems(problems: list[str], what: str) -> int:
-    """Print problems on stdout; the exit status: 1 if there are any."""
-    for problem in problems:
-        print(problem)
-    print(f"{what}: {len(problems)} problem(s)" if problems else f"{what}: no problems")
-    return 1 if problems else 0
-
-
-def print_summary(manifest: dict[str, Any], out: str, variable: str) -> None:
-    """The result of a preparation on stdout, with the ``export`` line that configs read."""
-    dropped = ", ".join(f"{reason} {count}" for reason, count in manifest.get("dropped", {}).items()) or "none"
-    urls = "::".join(os.path.join(os.path.abspath(out), part) for part in manifest["urls"].split("::"))
-    print(
-        f"{manifest['dataset']}: {manifest['samples']} samples ({manifest['failed']} failed) in "
-        f"{len(manifest['shards'])} shards; dropped: {dropped}; manifest {os.path.join(out, 'manifest.json')}"
-    )
-    print(f"export {variable}='{urls}'")

@@ -16,9 +16,12 @@ from clover_pl.losses import (
 )
 from clover_pl.models import CloverBackbone, DualEncoderHeads, FusedHeads, MLMHead
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
-from clover_pl.tasks.optimization import configure_from_hparams, step_seed
+from clover_pl.tasks.optimization import check_schedule_arguments, configure_from_hparams, step_seed
 from clover_pl.tasks.pixels import normalize_batch_video
 from clover_pl.types import PretrainBatch, RetrievalBatch
+
+OBJECTIVE_WEIGHTINGS = ("gradient_correct", "release")
+"""Values of ``objective_weighting``."""
 
 
 class PretrainTask(L.LightningModule):
@@ -50,11 +53,19 @@ class PretrainTask(L.LightningModule):
         weight_rank: weight of each ranking term.
         weight_mlm: weight of the MLM term.
         weight_contrastive: weight of the baseline's video-text InfoNCE.
+        objective_weighting: ``"gradient_correct"`` (default: the weights above are the weights of the gradient,
+            as one process holding the global batch would train) or ``"release"``: the alignment, ranking and
+            baseline contrastive terms are divided by the world size, reproducing the official release, whose
+            gather returned only the local slice of the gradient, so with DDP's averaging those terms weighed
+            1/W against MLM (1/32 in the published run; spec 3.8). The logged terms are the same either way.
         lr: peak learning rate (5e-5 for every module in the release).
         weight_decay: AdamW decay (0.005), not applied to norms, biases and Swin position tables.
         betas: AdamW betas.
         eps: AdamW epsilon.
-        warmup_steps: linear warmup in optimiser steps.
+        warmup_fraction: linear warmup as a fraction of the run's optimiser steps (a tenth in every release config).
+        warmup_steps: warmup in optimiser steps; overrides ``warmup_fraction`` when set.
+        lr_schedule: ``"warmup_cosine"`` (default: warmup to ``lr``, then cosine over the remaining steps) or
+            ``"release"`` (the release's cosine from step 0 with the warmup multiplying it; the published configs).
         min_lr_ratio: start and end of the schedule, as a fraction of ``lr``.
         max_skip_rate: stop the run when more than this fraction of the samples read so far were skipped (bad
             videos, empty captions, ...), once at least ``skip_check_after`` samples were read.
@@ -81,11 +92,14 @@ class PretrainTask(L.LightningModule):
         weight_rank: float = 1.0,
         weight_mlm: float = 1.0,
         weight_contrastive: float = 1.0,
+        objective_weighting: str = "gradient_correct",
         lr: float = 5e-5,
         weight_decay: float = 0.005,
         betas: tuple[float, float] = (0.9, 0.98),
         eps: float = 1e-8,
-        warmup_steps: int = 1000,
+        warmup_fraction: float = 0.1,
+        warmup_steps: int | None = None,
+        lr_schedule: str = "warmup_cosine",
         min_lr_ratio: float = 1e-3,
         max_skip_rate: float = 0.2,
         skip_check_after: int = 1000,
@@ -93,6 +107,12 @@ class PretrainTask(L.LightningModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        check_schedule_arguments(lr_schedule, warmup_fraction, warmup_steps)
+        if objective_weighting not in OBJECTIVE_WEIGHTINGS:
+            raise ValueError(
+                f"model.init_args.objective_weighting must be one of {', '.join(OBJECTIVE_WEIGHTINGS)}, "
+                f"got {objective_weighting!r}"
+            )
         self.save_hyperparameters(ignore=["backbone"])
         self.backbone = backbone
         self.heads = DualEncoderHeads(backbone.video_dim, backbone.text_dim, embed_dim, temperature)
@@ -100,9 +120,11 @@ class PretrainTask(L.LightningModule):
         self.use_fused = use_tma and use_fused
         self.use_mlm = use_mlm
         self.use_tma = use_tma
-        if not (self.use_masked or self.use_fused) and backbone.video.mask_token is not None:
-            # No masked-video pass: an unused trainable parameter would stop DDP at its second step.
-            backbone.video.mask_token.requires_grad_(False)
+        # What the switches leave unused is frozen: an unused trainable parameter stops DDP at its second step.
+        if not (self.use_masked or self.use_fused):
+            backbone.freeze(["mask_token"])  # no masked-video pass
+        if not (self.use_mlm or self.use_fused):
+            backbone.freeze(["fusion"])  # no fusion pass
         self.fused_heads = FusedHeads(backbone.text_dim, embed_dim) if self.use_fused else None
         self.mlm_head = None
         if use_mlm:
@@ -167,6 +189,7 @@ class PretrainTask(L.LightningModule):
 
         terms: dict[str, torch.Tensor] = {}
         total = video.new_zeros(())
+        alignment_scale = self.alignment_scale()
         fused_video_masked = None  # F2 = fused(video, masked text): MLM and the text pass's fused candidate
         if self.use_mlm or self.use_fused:
             fused_video_masked = backbone.fuse(video_tokens, masked_text_states, text_mask)
@@ -185,13 +208,13 @@ class PretrainTask(L.LightningModule):
             ):
                 result = self.tma_loss(anchor, complete, masked, fused)
                 terms[f"tma_{anchor_name}"] = result["nce"]
-                total = total + hp.weight_tma * result["nce"]
+                total = total + alignment_scale * hp.weight_tma * result["nce"]
                 if self.tma_loss.use_ranking:
                     terms[f"rank_{anchor_name}"] = result["rank"]
-                    total = total + hp.weight_rank * result["rank"]
+                    total = total + alignment_scale * hp.weight_rank * result["rank"]
         else:
             terms["contrastive"] = self.contrastive_loss(video, text)["loss"]
-            total = total + hp.weight_contrastive * terms["contrastive"]
+            total = total + alignment_scale * hp.weight_contrastive * terms["contrastive"]
         if self.use_mlm:
             mlm = self.mlm_loss(self.mlm_head(fused_video_masked.text), batch["mlm_labels"])
             terms["mlm"] = mlm["loss"]
@@ -199,6 +222,12 @@ class PretrainTask(L.LightningModule):
             total = total + hp.weight_mlm * mlm["loss"]
         terms["loss"] = total
         return terms
+
+    def alignment_scale(self) -> float:
+        """Factor on the alignment, ranking and contrastive weights: 1, or 1 / world size with release weighting."""
+        if self.hparams.objective_weighting != "release" or self._trainer is None:
+            return 1.0
+        return 1.0 / self._trainer.world_size
 
     def training_step(self, batch: PretrainBatch, batch_idx: int) -> torch.Tensor:
         """One optimiser step's loss; logs every term as ``train/loss_<term>``."""

@@ -12,9 +12,9 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from clover_pl.losses import VideoTextContrastiveLoss
 from clover_pl.models import CloverBackbone, DualEncoderHeads
-from clover_pl.models.swin_checkpoint import LoadReport
+from clover_pl.models.load_report import LoadReport
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
-from clover_pl.tasks.optimization import configure_from_hparams, step_seed
+from clover_pl.tasks.optimization import check_schedule_arguments, configure_from_hparams, step_seed
 from clover_pl.tasks.pixels import normalize_batch_video
 from clover_pl.tasks.transfer import read_lightning_state, select_transfer
 
@@ -63,7 +63,10 @@ class RetrievalTask(L.LightningModule):
         weight_decay: AdamW decay, not applied to norms, biases and Swin position tables.
         betas: AdamW betas.
         eps: AdamW epsilon.
-        warmup_steps: linear warmup in optimiser steps.
+        warmup_fraction: linear warmup as a fraction of the run's optimiser steps (a tenth in every release config).
+        warmup_steps: warmup in optimiser steps; overrides ``warmup_fraction`` when set.
+        lr_schedule: ``"warmup_cosine"`` (default: warmup to ``lr``, then cosine over the remaining steps) or
+            ``"release"`` (the release's cosine from step 0 with the warmup multiplying it; the published configs).
         min_lr_ratio: end of the cosine schedule, as a fraction of ``lr`` (0 in the release).
         seed: base of the per-step seed of dropout and drop-path (a resumed run repeats an uninterrupted one).
     """
@@ -78,11 +81,14 @@ class RetrievalTask(L.LightningModule):
         weight_decay: float = 0.01,
         betas: tuple[float, float] = (0.9, 0.98),
         eps: float = 1e-8,
-        warmup_steps: int = 0,
+        warmup_fraction: float = 0.1,
+        warmup_steps: int | None = None,
+        lr_schedule: str = "warmup_cosine",
         min_lr_ratio: float = 0.0,
         seed: int = 0,
     ) -> None:
         super().__init__()
+        check_schedule_arguments(lr_schedule, warmup_fraction, warmup_steps)
         self.save_hyperparameters(ignore=["backbone"])
         self.backbone = backbone
         # Retrieval runs through the dual encoders only: the fusion encoder (and the video mask token) is kept (its

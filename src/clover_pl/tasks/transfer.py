@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from clover_pl.models.swin_checkpoint import LoadReport
+from clover_pl.models.load_report import LoadReport
 
 
 def read_lightning_state(path: str, key: str = "model.init_args.init_from") -> dict[str, torch.Tensor]:

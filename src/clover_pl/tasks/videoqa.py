@@ -15,10 +15,10 @@ from lightning.pytorch.utilities import rank_zero_info
 from clover_pl.data.jsonl import write_text_atomic
 from clover_pl.metrics.qa import IGNORE_LABEL, correct_answers, qa_metrics
 from clover_pl.models import CloverBackbone
-from clover_pl.models.swin_checkpoint import LoadReport
+from clover_pl.models.load_report import LoadReport
 from clover_pl.tasks.answerers import Answerer, SimilarityChoiceAnswerer
 from clover_pl.tasks.evaluation import EmbeddingCollector
-from clover_pl.tasks.optimization import configure_from_hparams, step_seed
+from clover_pl.tasks.optimization import check_schedule_arguments, configure_from_hparams, step_seed
 from clover_pl.tasks.pixels import normalize_batch_video
 from clover_pl.tasks.transfer import read_lightning_state, select_transfer
 
@@ -50,7 +50,10 @@ class VideoQATask(L.LightningModule):
             position tables, as everywhere in clover-pl).
         betas: AdamW betas.
         eps: AdamW epsilon.
-        warmup_steps: linear warmup in optimiser steps.
+        warmup_fraction: linear warmup as a fraction of the run's optimiser steps (a tenth in every release config).
+        warmup_steps: warmup in optimiser steps; overrides ``warmup_fraction`` when set.
+        lr_schedule: ``"warmup_cosine"`` (default: warmup to ``lr``, then cosine over the remaining steps) or
+            ``"release"`` (the release's cosine from step 0 with the warmup multiplying it; the published configs).
         min_lr_ratio: end of the cosine schedule as a fraction of ``lr`` (0 in the release).
         predictions_dir: where the per-question predictions go; None: ``<default_root_dir>/predictions``.
         seed: base of the per-step seed of dropout and drop-path.
@@ -66,12 +69,15 @@ class VideoQATask(L.LightningModule):
         weight_decay: float = 0.01,
         betas: tuple[float, float] = (0.9, 0.98),
         eps: float = 1e-8,
-        warmup_steps: int = 0,
+        warmup_fraction: float = 0.1,
+        warmup_steps: int | None = None,
+        lr_schedule: str = "warmup_cosine",
         min_lr_ratio: float = 0.0,
         predictions_dir: str | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
+        check_schedule_arguments(lr_schedule, warmup_fraction, warmup_steps)
         self.save_hyperparameters(ignore=["backbone", "answerer"])
         self.backbone = backbone
         self.answerer = answerer
