@@ -7,7 +7,8 @@ and no scaling is needed: the short side is the published pipeline's resize (256
 and x264's ``fastdecode`` tune drops CABAC, the deblocking filter and weighted prediction (cheaper decoding per frame).
 The frame rate and the frame count are kept, so TSN sampling draws the same frame indices for the same seed as on the
 original file. Chosen by measurement on WebVid-like clips (``bench/preset_grid.py``, table in ``bench/RESULTS.md``):
-the most clips/s per core within 2x the original bytes.
+``train`` is the most clips/s per core within 2x the original bytes at x264's default quality (crf 23);
+``train_fast`` the most clips/s per core within 2x the bytes at any quality (3.4 dB PSNR lower, 1.26x faster).
 """
 
 from __future__ import annotations
