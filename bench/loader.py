@@ -26,6 +26,7 @@ Three measurements, interleaved over rounds (best kept), all variants in the sam
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import resource
@@ -262,8 +263,9 @@ def main() -> None:
     for source, path in variants:
         rate = core[source, path]
         cells = "".join(f" {wall[source, path, w][0]:.1f}, {wall[source, path, w][1]:.1f} |" for w in args.workers)
+        versus = "-" if math.isnan(base) else f"{rate / base:.1f}x"
         print(
-            f"| {names[source]} | {path} | {rate:.1f} | {rate / base:.1f}x | {rate / GOAL:.2f} | "
+            f"| {names[source]} | {path} | {rate:.1f} | {versus} | {rate / GOAL:.2f} | "
             f"{GPU_CLIPS_PER_SECOND * 1.2 / rate:.0f} |{cells}"
         )
     if args.profile:
