@@ -223,6 +223,6 @@ def write_report(
     if figures:
         from clover_pl.sweeps.figures import write_plots, write_tensorboard
 
-        write_plots(table, os.path.join(sweep.output_dir, "plots"))
-        write_tensorboard(table, os.path.join(sweep.output_dir, "tensorboard"))
+        plots = write_plots(table, os.path.join(sweep.output_dir, "plots"))
+        write_tensorboard(table, os.path.join(sweep.output_dir, "tensorboard"), plots)
     return table, markdown

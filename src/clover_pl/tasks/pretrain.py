@@ -261,9 +261,10 @@ class PretrainTask(L.LightningModule):
         if self.trainer.world_size > 1:
             counts = self.all_gather(counts).sum(dim=0)
         totals = {reason: int(count) for reason, count in zip(SKIP_REASONS, counts.tolist(), strict=True)}
-        # Every rank logs the same keys (a fixed list), so no rank waits on a key another never logs.
-        logged = {f"train/skipped_{reason}": float(count) for reason, count in totals.items()}
-        self.log_dict(logged, rank_zero_only=True)
+        # Only the reasons that occurred: the totals are summed over ranks, so every rank logs the same keys.
+        logged = {f"train/skipped_{reason}": float(count) for reason, count in totals.items() if count}
+        if logged:
+            self.log_dict(logged, rank_zero_only=True)
         skipped = {reason: count for reason, count in totals.items() if count}
         if skipped:
             rank_zero_info(f"epoch {self.current_epoch}: skipped samples {skipped}")
@@ -281,6 +282,13 @@ class PretrainTask(L.LightningModule):
         parts = self._validation.gather()  # every rank takes part, also one that had no held-out shard
         if not parts:
             return
+        # Kept for the retrieval-examples picture (clover_pl.tensorboard.Pictures); CPU, the whole held-out set.
+        self.last_validation_embeddings = {
+            "video": parts["video"],
+            "video_ids": parts["id"],
+            "text": parts["text"],
+            "text_video_ids": parts["id"],
+        }
         metrics = retrieval_evaluation(parts["video"], parts["id"], parts["text"], parts["id"])
         metrics = {k: v for k, v in metrics.items() if not k.startswith("v2t_") and k != "gallery"}
         self.log_dict({f"val/{k}": v.float() for k, v in metrics.items()})
