@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -13,6 +14,7 @@ from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from clover_pl.data.global_batch import check_global_batch
+from clover_pl.data.gpu_decode import decode_video_cuda, resolve_video_decoder
 from clover_pl.data.masking import TextMasker
 from clover_pl.data.mixing import SCHEDULES, SourceMixer
 from clover_pl.data.pipeline import SampleSkipped, ShardPipeline
@@ -70,11 +72,12 @@ def decode_clip(
     short_side: int | None,
     generator: torch.Generator,
     threads: int = 1,
+    decode: Callable[..., torch.Tensor] = decode_video,
 ) -> torch.Tensor:
-    """The sample's video (``.mp4``) or image (``.jpg``) as (T, C, H, W) uint8; bad media skip the sample."""
+    """The sample's video (``.mp4``, by ``decode``) or image (``.jpg``) as (T, C, H, W) uint8; bad media skip it."""
     try:
         if "mp4" in raw:
-            return decode_video(
+            return decode(
                 raw["mp4"], num_frames, mode=mode, short_side=short_side, generator=generator, threads=threads
             )
         for extension in ("jpg", "jpeg", "png", "webp"):
@@ -100,8 +103,10 @@ class PretrainDecoder:
         num_frames: int,
         short_side: int | None,
         threads: int = 1,
+        decode: Callable[..., torch.Tensor] = decode_video,
     ) -> None:
         self.threads = threads
+        self.decode = decode
         self.masker = masker
         self.cell_mask = cell_mask
         self.transform = transform
@@ -112,7 +117,7 @@ class PretrainDecoder:
         """Decode one sample; raises :class:`SampleSkipped` for bad input."""
         caption = read_caption(raw)
         generator = torch.Generator().manual_seed(rng.getrandbits(62))
-        clip = decode_clip(raw, self.num_frames, "random", self.short_side, generator, self.threads)
+        clip = decode_clip(raw, self.num_frames, "random", self.short_side, generator, self.threads, self.decode)
         self.masker.reseed(rng.getrandbits(62))  # the masker draws from the pipeline's seed too
         text = self.masker(caption)
         return {
@@ -181,6 +186,12 @@ class PretrainDataModule(L.LightningDataModule):
         crop_scale: area range of the random-resized crop.
         short_side: resize frames at decode time so the short side is this (bounds memory); None keeps them.
         decode_threads: FFmpeg codec threads per DataLoader worker (1 is fastest for H.264 on few cores).
+        normalize_on_device: the lean sample path: clips stay uint8 through the workers and the pinned-memory
+            transfer, and the task normalises the batch on the accelerator (``on_after_batch_transfer``). False
+            normalises in the workers (float32 batches, 4x the bytes). Same frames, crops and random draws either way.
+        video_decoder: ``"cpu"`` (PyAV) or ``"torchcodec_cuda"`` (NVDEC through torchcodec, see
+            `clover_pl.data.gpu_decode`); the GPU decoder falls back to ``"cpu"`` with one message when no GPU or no
+            torchcodec is present.
         max_text_length: caption length in tokens, [CLS] and [SEP] included; longer captions are truncated.
         text_masking: ``"semantic"`` (nouns and verbs, Clover), ``"whole_word"`` or ``"random"``.
         pos_tagger: part-of-speech tagger of semantic masking: ``"spacy"`` (the release's; an error naming the
@@ -222,6 +233,8 @@ class PretrainDataModule(L.LightningDataModule):
         crop_scale: tuple[float, float] = (0.08, 1.0),
         short_side: int | None = None,
         decode_threads: int = 1,
+        normalize_on_device: bool = True,
+        video_decoder: str = "cpu",
         max_text_length: int = 30,
         text_masking: str = "semantic",
         pos_tagger: str = "auto",
@@ -249,6 +262,7 @@ class PretrainDataModule(L.LightningDataModule):
         self.mixer: SourceMixer | None = None
         self.sources: list[ShardPipeline] = []
         self.validation: ShardPipeline | None = None
+        self.video_engine = "cpu"  # the decoder that runs: video_decoder, or "cpu" after a fallback
 
     def setup(self, stage: str) -> None:
         """Check the shard lists and build the pipelines (clear errors before training starts)."""
@@ -261,8 +275,11 @@ class PretrainDataModule(L.LightningDataModule):
             tokenizer, hp.max_text_length, hp.text_masking, hp.mask_probability, tagger=tagger, seed=hp.seed
         )
         cells = BlockMaskGenerator(tuple(hp.video_mask_grid), hp.video_mask_cells)
-        train_transform = ClipTransform(size=hp.image_size, train=True, scale=tuple(hp.crop_scale))
-        test_transform = ClipTransform(size=hp.image_size, train=False)
+        lean = hp.normalize_on_device
+        train_transform = ClipTransform(size=hp.image_size, train=True, scale=tuple(hp.crop_scale), normalize=not lean)
+        test_transform = ClipTransform(size=hp.image_size, train=False, normalize=not lean)
+        self.video_engine = resolve_video_decoder(hp.video_decoder)
+        decode = decode_video_cuda if self.video_engine == "torchcodec_cuda" else decode_video
         if stage == "fit":
             given = [urls for urls in (hp.video_shards, hp.image_shards) if urls]
             if not given:
@@ -272,7 +289,7 @@ class PretrainDataModule(L.LightningDataModule):
                 if not expand_urls(urls):
                     raise ValueError(f"the shard list {urls!r} is empty")
                 decoder = PretrainDecoder(
-                    masker, cells, train_transform, hp.num_frames, hp.short_side, hp.decode_threads
+                    masker, cells, train_transform, hp.num_frames, hp.short_side, hp.decode_threads, decode
                 )
                 self.sources.append(
                     ShardPipeline(
@@ -329,6 +346,8 @@ class PretrainDataModule(L.LightningDataModule):
             num_workers=workers,
             pin_memory=torch.cuda.is_available(),
             prefetch_factor=4 if workers else None,
+            # CUDA cannot start in a forked worker: the GPU decoder's workers are spawned.
+            multiprocessing_context="spawn" if workers and self.video_engine != "cpu" else None,
         )
 
     def current_epoch(self) -> int:

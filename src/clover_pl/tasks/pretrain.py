@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import torch
 
@@ -13,6 +15,7 @@ from clover_pl.losses import (
 from clover_pl.models import CloverBackbone, DualEncoderHeads, FusedHeads, MLMHead
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
 from clover_pl.tasks.optimization import check_schedule_arguments, configure_from_hparams, step_seed
+from clover_pl.tasks.pixels import normalize_batch_video
 from clover_pl.types import PretrainBatch, RetrievalBatch
 
 OBJECTIVE_WEIGHTINGS = ("gradient_correct", "release")
@@ -134,6 +137,10 @@ class PretrainTask(L.LightningModule):
         self.contrastive_loss = VideoTextContrastiveLoss(temperature=temperature)
         self.mlm_loss = MaskedLanguageModelingLoss(gamma=focal_gamma)
         self._validation = EmbeddingCollector()
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Normalise uint8 clips on the device, batched (the lean sample path; float clips pass unchanged)."""
+        return normalize_batch_video(batch)
 
     # ---------------------------------------------------------------- training
     def on_train_batch_start(self, batch: PretrainBatch, batch_idx: int) -> None:
