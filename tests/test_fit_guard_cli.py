@@ -43,7 +43,7 @@ def test_fit_without_init_from_stops_in_one_line(
         main(["fit", *args])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()
-    assert error[-1].startswith("clover-pl: RetrievalTask would fine-tune from random weights: set ")
+    assert error[-1].startswith("error: RetrievalTask would fine-tune from random weights: set ")
     assert "model.init_args.init_from" in error[-1]
     assert "Traceback" not in "\n".join(error)
     assert not (tmp_path / "checkpoints" / "last.ckpt").exists()  # nothing trained, nothing saved

@@ -23,6 +23,8 @@ import sys  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
+from clover_pl.errors import DEBUG_FLAG, debug_requested, run_reporting_user_errors  # noqa: E402
+
 if TYPE_CHECKING:
     from clover_pl.lightning_cli import CloverCLI
 
@@ -51,7 +53,10 @@ COMMANDS: dict[str, Command] = {
 }
 """Subcommands besides the Trainer's, by name; ``clover-pl --help`` lists them. Add a command here."""
 
-DESCRIPTION = "Clover video-language pretraining on PyTorch Lightning."
+DESCRIPTION = (
+    "Clover video-language pretraining on PyTorch Lightning. A mistake in a file or path given by the user is "
+    "reported on one line (exit status 2); add --debug (or set CLOVER_DEBUG=1) for the full traceback."
+)
 
 
 def main(args: list[str] | None = None) -> None:
@@ -69,16 +74,18 @@ def main(args: list[str] | None = None) -> None:
 
         print(f"clover-pl {__version__}")
         raise SystemExit(0)
+    debug = debug_requested(argv)
+    argv = [argument for argument in argv if argument != DEBUG_FLAG]
+    if args is None:
+        sys.argv[1:] = argv  # LightningCLI reads sys.argv itself (and warns when given both)
+    run_reporting_user_errors(lambda: _dispatch(argv, None if args is None else argv), debug)
+
+
+def _dispatch(argv: list[str], cli_args: list[str] | None) -> None:
     command = COMMANDS.get(argv[0]) if argv else None
     if command is not None:
         raise SystemExit(importlib.import_module(command.module).main(argv[1:]))
-    from clover_pl.tasks.self_describing import RandomInitError
-
-    try:
-        run_cli(args)
-    except RandomInitError as error:  # fine-tuning from random weights: one line, before anything trains
-        print(f"clover-pl: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    run_cli(cli_args)
 
 
 def run_cli(args: list[str] | None = None) -> CloverCLI:

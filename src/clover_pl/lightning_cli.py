@@ -10,7 +10,9 @@ What it adds to LightningCLI:
 - TensorBoard: :class:`clover_pl.tensorboard.SelectionMetricHParams` and :class:`clover_pl.tensorboard.Pictures`
   are added to every run with a TensorBoardLogger (unless the config has them), the placeholder ``hp_metric``
   is switched off, and ``fit --ckpt_path ...`` continues the latest run folder (``version_N``) instead of opening
-  a new one, purging the events logged after the checkpoint's step.
+  a new one, purging the events logged after the checkpoint's step;
+- reliability (issue 16): checkpoints local and ``weights_only=True``, saved atomically beside their target
+  (:mod:`clover_pl.run_safety`), and a SIGTERM ends the process with status 143 once ``last.ckpt`` is saved.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelSummary as LightningModelSummary
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 # Imported for their subclasses: jsonargparse resolves a short class name among the imported subclasses.
 import clover_pl.data  # noqa: F401
 import clover_pl.tasks  # noqa: F401
+from clover_pl import run_safety
 from clover_pl.model_summary import ModelSummary
 from clover_pl.progress_bar import StepProgressBar
 from clover_pl.tensorboard import Pictures, SelectionMetricHParams
@@ -65,9 +69,28 @@ class CloverCLI(LightningCLI):
             subcommands.add_subcommand(name, LightningArgumentParser(description=command.help), help=command.help)
 
     # ------------------------------------------------------------------ TensorBoard
+    # ------------------------------------------------------------------ reliability (issue 16)
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """The Trainer, with atomic checkpoint saves and ``weights_only=True`` loads (:mod:`clover_pl.run_safety`)."""
+        trainer = super().instantiate_trainer(**kwargs)
+        run_safety.install(trainer)
+        return trainer
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run it; a SIGTERM (preemption) ends the process with status 143 once ``last.ckpt`` is saved."""
+        try:
+            super()._run_subcommand(subcommand)
+        except SIGTERMException:
+            raise SystemExit(run_safety.SIGTERM_EXIT_STATUS) from None
+
     def before_instantiate_classes(self) -> None:
-        """Switch off the placeholder ``hp_metric``; on resume, continue the TensorBoard run folder."""
+        """Refuse unsafe checkpoints; switch off the placeholder ``hp_metric``; on resume, continue the run folder.
+
+        ``weights_only: false`` and a ``--ckpt_path`` that is not a local file are refused before anything is built
+        (:func:`clover_pl.run_safety.check_subcommand_config`).
+        """
         config = self.config.get(str(self.subcommand), self.config)
+        run_safety.check_subcommand_config(config)
         trainer = config.get("trainer")
         if trainer is None:
             return

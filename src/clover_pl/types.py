@@ -18,7 +18,8 @@ class PretrainBatch(TypedDict, total=False):
         masked_input_ids: (B, L) long, the caption after semantic masking and BERT corruption.
         mlm_labels: (B, L) long, original ids at masked positions, -100 elsewhere.
         id: (B,) long, the shard key as a number (for coverage checks).
-        skipped: skip counts per reason since the previous batch of the same worker.
+
+    Skip counts do not reach the task: the source mixer takes them off the batches (``data/skip_ledger.py``).
     """
 
     video: torch.Tensor
@@ -28,7 +29,6 @@ class PretrainBatch(TypedDict, total=False):
     masked_input_ids: torch.Tensor
     mlm_labels: torch.Tensor
     id: torch.Tensor
-    skipped: dict[str, int]
 
 
 class RetrievalBatch(TypedDict, total=False):

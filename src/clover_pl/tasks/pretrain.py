@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 
-from clover_pl.data.pretrain import SKIP_REASONS
 from clover_pl.losses import (
     MaskedLanguageModelingLoss,
     TriModalAlignmentLoss,
@@ -15,6 +15,7 @@ from clover_pl.losses import (
 from clover_pl.models import CloverBackbone, DualEncoderHeads, FusedHeads, MLMHead
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
 from clover_pl.tasks.optimization import check_schedule_arguments, configure_from_hparams, step_seed
+from clover_pl.tasks.pixels import normalize_batch_video
 from clover_pl.tasks.self_describing import SelfDescribingTask
 from clover_pl.types import PretrainBatch, RetrievalBatch
 
@@ -65,9 +66,6 @@ class PretrainTask(SelfDescribingTask, L.LightningModule):
         lr_schedule: ``"warmup_cosine"`` (default: warmup to ``lr``, then cosine over the remaining steps) or
             ``"release"`` (the release's cosine from step 0 with the warmup multiplying it; the published configs).
         min_lr_ratio: start and end of the schedule, as a fraction of ``lr``.
-        max_skip_rate: stop the run when more than this fraction of the samples read so far were skipped (bad
-            videos, empty captions, ...), once at least ``skip_check_after`` samples were read.
-        skip_check_after: samples read before the skip rate is checked.
         step_seeded: reseed torch's generator from (``seed``, global step) before each step, so dropout and
             drop-path do not depend on history and a resumed run repeats an uninterrupted one exactly.
         seed: base of the per-step seed.
@@ -104,8 +102,6 @@ class PretrainTask(SelfDescribingTask, L.LightningModule):
         warmup_steps: int | None = None,
         lr_schedule: str = "warmup_cosine",
         min_lr_ratio: float = 1e-3,
-        max_skip_rate: float = 0.2,
-        skip_check_after: int = 1000,
         step_seeded: bool = True,
         seed: int = 0,
     ) -> None:
@@ -152,9 +148,10 @@ class PretrainTask(SelfDescribingTask, L.LightningModule):
         self.contrastive_loss = VideoTextContrastiveLoss(temperature=temperature)
         self.mlm_loss = MaskedLanguageModelingLoss(gamma=focal_gamma)
         self._validation = EmbeddingCollector()
-        self.skipped: dict[str, int] = {}
-        self.samples_read = 0
-        self.samples_skipped = 0
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Normalise uint8 clips on the device, batched (the lean sample path; float clips pass unchanged)."""
+        return normalize_batch_video(batch)
 
     # ---------------------------------------------------------------- training
     def on_train_batch_start(self, batch: PretrainBatch, batch_idx: int) -> None:
@@ -241,38 +238,7 @@ class PretrainTask(SelfDescribingTask, L.LightningModule):
             for name, value in terms.items()
         }
         self.log_dict(logged, batch_size=batch["video"].shape[0])
-        self.count_skips(batch["video"].shape[0], batch.get("skipped", {}))
         return terms["loss"]
-
-    def count_skips(self, used: int, skipped: dict[str, int]) -> None:
-        """Add a batch's skips to the epoch's counts; stop when the skip rate passes ``max_skip_rate``."""
-        for reason, count in skipped.items():
-            self.skipped[reason] = self.skipped.get(reason, 0) + int(count)
-        lost = sum(int(count) for count in skipped.values())
-        self.samples_read += used + lost
-        self.samples_skipped += lost
-        rate = self.samples_skipped / max(1, self.samples_read)
-        if self.samples_read >= self.hparams.skip_check_after and rate > self.hparams.max_skip_rate:
-            raise RuntimeError(
-                f"stopping: {self.samples_skipped} of {self.samples_read} samples read were skipped ({rate:.1%}, "
-                f"above model.init_args.max_skip_rate={self.hparams.max_skip_rate}); skipped this epoch by "
-                f"reason: {dict(sorted(self.skipped.items()))}. Check the shards (clover-pl prepare ... --verify)."
-            )
-
-    def on_train_epoch_end(self) -> None:
-        """Log and print the samples skipped this epoch (bad videos, empty captions, ...), summed over ranks."""
-        counts = torch.tensor([float(self.skipped.get(reason, 0)) for reason in SKIP_REASONS], device=self.device)
-        if self.trainer.world_size > 1:
-            counts = self.all_gather(counts).sum(dim=0)
-        totals = {reason: int(count) for reason, count in zip(SKIP_REASONS, counts.tolist(), strict=True)}
-        # Only the reasons that occurred: the totals are summed over ranks, so every rank logs the same keys.
-        logged = {f"train/skipped_{reason}": float(count) for reason, count in totals.items() if count}
-        if logged:
-            self.log_dict(logged, rank_zero_only=True)
-        skipped = {reason: count for reason, count in totals.items() if count}
-        if skipped:
-            rank_zero_info(f"epoch {self.current_epoch}: skipped samples {skipped}")
-        self.skipped = {}
 
     # -------------------------------------------------------------- validation
     def validation_step(self, batch: RetrievalBatch, batch_idx: int) -> None:

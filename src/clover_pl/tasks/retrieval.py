@@ -15,6 +15,7 @@ from clover_pl.models import CloverBackbone, DualEncoderHeads
 from clover_pl.models.load_report import LoadReport
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
 from clover_pl.tasks.optimization import check_schedule_arguments, configure_from_hparams, step_seed
+from clover_pl.tasks.pixels import normalize_batch_video
 from clover_pl.tasks.self_describing import SelfDescribingTask
 from clover_pl.tasks.transfer import read_lightning_state, select_transfer
 
@@ -140,6 +141,10 @@ class RetrievalTask(SelfDescribingTask, L.LightningModule):
         if input_ids is not None:
             text_embedding = self.heads.project_text(self.backbone.encode_text(input_ids, attention_mask))
         return video_embedding, text_embedding
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """Normalise uint8 clips on the device, batched (the lean sample path; float clips pass unchanged)."""
+        return normalize_batch_video(batch)
 
     def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Seed dropout and drop-path from the step."""

@@ -22,6 +22,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 
+from clover_pl.errors import UserError
 from clover_pl.models.architecture import build_module, class_path, describe
 from clover_pl.models.backbone import CloverBackbone
 
@@ -30,8 +31,8 @@ RECORD_KEY = "clover_pl"
 RECORD_FORMAT = 1
 
 
-class RandomInitError(ValueError):
-    """A fine-tuning fit would start from random weights (one line, naming ``init_from``)."""
+class RandomInitError(UserError):
+    """A fine-tuning fit would start from random weights (one line, naming ``init_from``; the CLI exits 2)."""
 
 
 def read_checkpoint(path: str, map_location: Any = "cpu") -> dict[str, Any]:

@@ -19,6 +19,7 @@ from clover_pl.models.load_report import LoadReport
 from clover_pl.tasks.answerers import Answerer, SimilarityChoiceAnswerer
 from clover_pl.tasks.evaluation import EmbeddingCollector
 from clover_pl.tasks.optimization import check_schedule_arguments, configure_from_hparams, step_seed
+from clover_pl.tasks.pixels import normalize_batch_video
 from clover_pl.tasks.self_describing import SelfDescribingTask
 from clover_pl.tasks.transfer import read_lightning_state, select_transfer
 
@@ -183,6 +184,10 @@ class VideoQATask(SelfDescribingTask, L.LightningModule):
             name: batch[name][readable] for name in ("input_ids", "attention_mask", "mask_position") if name in batch
         }
         return self.answerer(self.backbone, tokens, inputs)
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """Normalise uint8 clips on the device, batched (the lean sample path; float clips pass unchanged)."""
+        return normalize_batch_video(batch)
 
     def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Seed dropout and drop-path from the step."""
