@@ -20,43 +20,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import importlib  # noqa: E402
 import sys  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
 from clover_pl.errors import DEBUG_FLAG, debug_requested, run_reporting_user_errors  # noqa: E402
+from clover_pl.subcommands import COMMANDS, DESCRIPTION  # noqa: E402,F401 (COMMANDS is part of this module's face)
 
 if TYPE_CHECKING:
     from clover_pl.lightning_cli import CloverCLI
-
-
-@dataclass(frozen=True)
-class Command:
-    """A ``clover-pl`` subcommand that is not a Trainer method: ``main(argv) -> exit code`` in ``module``.
-
-    Attributes:
-        module: the module holding ``main`` (imported only when the command runs).
-        help: one line for ``clover-pl --help``.
-    """
-
-    module: str
-    help: str
-
-
-COMMANDS: dict[str, Command] = {
-    "prepare": Command(
-        "clover_pl.prepare", "Convert a dataset into shards or manifests (`clover-pl prepare` lists the datasets)."
-    ),
-    "sweep": Command("clover_pl.sweeps.cli", "Evaluate checkpoints on benchmarks into a results table."),
-    "embed": Command("clover_pl.inference.embed_cli", "Embed a folder of your own videos (and texts) into an index."),
-    "search": Command("clover_pl.inference.search_cli", "Top-k videos of an index for a text, with a contact sheet."),
-    "configs": Command("clover_pl.configs", "List the shipped configs (`--config <name>` finds them anywhere)."),
-}
-"""Subcommands besides the Trainer's, by name; ``clover-pl --help`` lists them. Add a command here."""
-
-DESCRIPTION = (
-    "Clover video-language pretraining on PyTorch Lightning. A mistake in a file or path given by the user is "
-    "reported on one line (exit status 2); add --debug (or set CLOVER_DEBUG=1) for the full traceback."
-)
 
 
 def main(args: list[str] | None = None) -> None:

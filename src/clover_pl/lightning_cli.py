@@ -2,7 +2,7 @@
 
 What it adds to LightningCLI:
 
-- ``clover-pl --help`` also lists the commands of :data:`clover_pl.cli.COMMANDS`;
+- ``clover-pl --help`` also lists the commands of :data:`clover_pl.subcommands.COMMANDS`;
 - short class names (``--model PretrainTask``, ``--data PretrainDataModule``): the tasks and datamodules are
   imported here, so jsonargparse knows them as subclasses of LightningModule / LightningDataModule;
 - the default progress bar is :class:`clover_pl.progress_bar.StepProgressBar` and the model summary
@@ -30,10 +30,11 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-# Imported for their subclasses: jsonargparse resolves a short class name among the imported subclasses.
-import clover_pl.data  # noqa: F401
 import clover_pl.tasks  # noqa: F401
 from clover_pl import run_safety
+
+# Imported for their subclasses: jsonargparse resolves a short class name among the imported subclasses.
+from clover_pl.data import PretrainDataModule, RetrievalDataModule, VideoQADataModule  # noqa: F401
 from clover_pl.model_summary import ModelSummary
 from clover_pl.progress_bar import StepProgressBar
 from clover_pl.tensorboard import Pictures, SelectionMetricHParams
@@ -57,12 +58,12 @@ class CloverCLI(LightningCLI):
         """
 
     def _add_subcommands(self, parser: LightningArgumentParser, **kwargs: Any) -> None:
-        """The Trainer's subcommands, then those of :data:`clover_pl.cli.COMMANDS`.
+        """The Trainer's subcommands, then those of :data:`clover_pl.subcommands.COMMANDS`.
 
         The latter are listed in ``--help`` only: :func:`clover_pl.cli.main` runs them before this parser is built.
         """
         super()._add_subcommands(parser, **kwargs)
-        from clover_pl.cli import COMMANDS
+        from clover_pl.subcommands import COMMANDS
 
         subcommands = parser._subcommands_action
         for name, command in COMMANDS.items():
