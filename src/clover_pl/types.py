@@ -11,7 +11,8 @@ class PretrainBatch(TypedDict, total=False):
     """One pretraining batch; all clips in a batch come from one source (videos or images).
 
     Keys:
-        video: (B, T, C, H, W) float, normalised RGB; images are one-frame clips (T = 1).
+        video: (B, T, C, H, W) uint8 RGB (the lean path; the task normalises it on the device in
+            ``on_after_batch_transfer``) or float normalised RGB; images are one-frame clips (T = 1).
         video_mask: (B, Mh, Mw) bool, True on the cells the masked-video pass hides (same cells every frame).
         input_ids: (B, L) long, the complete caption.
         attention_mask: (B, L) long, 1 on real tokens.
