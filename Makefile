@@ -85,12 +85,21 @@ bench-gpu: $(STAMP) ## the GPU figures (needs CUDA): levers + MFU at base size, 
 	$(BIN)/python bench/levers.py --device cuda --preset base --frames 8 --size 224
 	$(BIN)/python bench/max_batch.py
 	$(BIN)/python bench/backbone.py --device cuda
+	$(BIN)/python bench/gpu_decode.py
+	$(BIN)/python bench/loader.py --sources b --paths lean --workers 8 16 --rounds 1 --samples 512 --shards 16 --batch 32
+
+bench-loader: $(STAMP) ## data path: clips/s per core, today's vs the lean path, WebVid-like vs --preset train; see bench/RESULTS.md
+	$(BIN)/python bench/loader.py --profile
 
 print-config: $(STAMP) ## print the resolved config: make print-config CONFIG=conf/...
 	$(BIN)/clover-pl fit --config $(CONFIG) --print_config
+
+wheel: $(STAMP) ## build the wheel into dist/ (offline; conf/ and the dataset cards ship inside it)
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation -w dist .
+	rm -rf build
 
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache lightning_logs outputs
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help install lint format test test-all test-gpu quickstart sweep-synthetic sweep-ablations study-objective bench bench-gpu print-config clean
+.PHONY: help install lint format test test-all test-gpu quickstart sweep-synthetic sweep-ablations study-objective bench bench-gpu bench-loader print-config wheel clean

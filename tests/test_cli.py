@@ -36,3 +36,4 @@ def test_console_script_is_installed() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "fit" in result.stdout
+    assert result.stdout.startswith("usage: clover-pl ")  # not __main__.py

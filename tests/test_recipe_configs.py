@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clover_pl.cli import CloverCLI, main
+from clover_pl.cli import main
+from clover_pl.lightning_cli import CloverCLI
 from clover_pl.tasks.optimization import resolve_warmup_steps
 
 CONF = Path(__file__).parents[1] / "conf"

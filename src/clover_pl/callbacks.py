@@ -12,6 +12,9 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from clover_pl.files import atomic_open, remove_stale_partials
 
 
 class RetrievalReport(L.Callback):
@@ -104,8 +107,8 @@ class EmbeddingWriter(BasePredictionWriter):
             "text_video_index": text_video_index,
             "captions": captions,
         }
-        torch.save(content, path + ".tmp")
-        os.replace(path + ".tmp", path)
+        with atomic_open(path, "wb") as stream:
+            torch.save(content, stream)
         rank_zero_info(f"wrote {len(video_ids)} video and {len(text_video_index)} caption embeddings to {path}")
 
 
@@ -178,12 +181,8 @@ class MetricsFile(L.Callback):
         self.content["global_step"] = int(trainer.global_step)
         path = self.path_for_rank(self.path, trainer.global_rank)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        temporary = f"{path}.tmp"
-        with open(temporary, "w", encoding="utf-8") as stream:
+        with atomic_open(path, "w", encoding="utf-8") as stream:
             json.dump(self.content, stream, indent=1, sort_keys=True)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
 
 
 class SpeedMonitor(L.Callback):
@@ -338,9 +337,32 @@ class ModelCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
     monitored metric improved. After a validation that does not improve, ``last.ckpt`` stays at the older best step,
     so ``--ckpt_path last`` silently resumes from there and repeats the steps since, and "the last checkpoint" of a
     sweep is really the best one. Here every validation end and the end of training also write ``last.ckpt`` when
-    ``save_last`` is set and nothing was saved at this step yet. Writes go through Lightning's checkpoint IO
-    (an fsspec transaction: a reader never sees half a file).
+    ``save_last`` is set and nothing was saved at this step yet. On SIGTERM (a cluster preempting the job)
+    ``last.ckpt`` is saved mid-epoch with the data position, so ``--ckpt_path last`` continues loss for loss; the
+    ``clover-pl`` command then exits with status 143. Temporary files of interrupted saves
+    (:mod:`clover_pl.files`) are deleted when a run starts. Writes go through the trainer's checkpoint IO
+    (:class:`clover_pl.checkpoint_io.SafeCheckpointIO` under ``clover-pl``: atomic, beside the target).
     """
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Resolve the folder, then delete the temporary files a crashed save left in it (rank zero)."""
+        super().setup(trainer, pl_module, stage)
+        if trainer.is_global_zero and self.dirpath:
+            for path in remove_stale_partials(str(self.dirpath)):
+                rank_zero_info(f"removed {path}, left by an interrupted checkpoint save")
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        """On SIGTERM (a preempted job) save ``last.ckpt`` where training stands, data position included."""
+        super().on_exception(trainer, pl_module, exception)
+        if not isinstance(exception, SIGTERMException) or not self.save_last or trainer.state.fn != "fit":
+            return
+        if trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        if self._last_global_step_saved == trainer.global_step and self._last_checkpoint_saved == self.last_model_path:
+            rank_zero_info(f"SIGTERM: the state at step {trainer.global_step} is saved already")
+            return
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        rank_zero_info(f"SIGTERM: saved step {trainer.global_step} to {self.last_model_path}; exiting with 143")
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Lightning's saves, then ``last.ckpt`` if they skipped it."""

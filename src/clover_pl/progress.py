@@ -56,6 +56,14 @@ def is_terminal(stream: IO[str]) -> bool:
         return False
 
 
+def terminal_columns(stream: IO[str]) -> int:
+    """Width of the terminal behind ``stream``; 0 when it reports none."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
 def line_interval() -> float:
     """Seconds between plain progress lines: ``CLOVER_PROGRESS_INTERVAL`` or :data:`DEFAULT_INTERVAL`."""
     value = os.environ.get("CLOVER_PROGRESS_INTERVAL")
@@ -127,9 +135,12 @@ def progress(
     stream = sys.stderr if stream is None else stream
     if is_terminal(stream):
         options: dict[str, Any] = {"file": stream, "dynamic_ncols": True}
+        if terminal_columns(stream) <= 0:  # a terminal without a size (docker -t, script): tqdm would draw nothing
+            options = {"file": stream, "ncols": 100, "nrows": 50}
     else:
         interval = line_interval()
-        options = {"file": LineWriter(stream), "mininterval": interval, "maxinterval": max(interval, 10.0)}
+        # miniters=1: every update checks the clock, so tqdm's monitor thread never forces an extra line.
+        options = {"file": LineWriter(stream), "mininterval": interval, "miniters": 1}
         # No bar graphic in a log file: the count, the share done, the time spent and left, the rate.
         options["bar_format"] = PLAIN_FORMAT if total is not None or _has_len(iterable) else PLAIN_FORMAT_NO_TOTAL
         options["leave"] = True  # the final state is the line a log reader looks for

@@ -11,14 +11,16 @@ class PretrainBatch(TypedDict, total=False):
     """One pretraining batch; all clips in a batch come from one source (videos or images).
 
     Keys:
-        video: (B, T, C, H, W) float, normalised RGB; images are one-frame clips (T = 1).
+        video: (B, T, C, H, W) uint8 RGB (the lean path; the task normalises it on the device in
+            ``on_after_batch_transfer``) or float normalised RGB; images are one-frame clips (T = 1).
         video_mask: (B, Mh, Mw) bool, True on the cells the masked-video pass hides (same cells every frame).
         input_ids: (B, L) long, the complete caption.
         attention_mask: (B, L) long, 1 on real tokens.
         masked_input_ids: (B, L) long, the caption after semantic masking and BERT corruption.
         mlm_labels: (B, L) long, original ids at masked positions, -100 elsewhere.
         id: (B,) long, the shard key as a number (for coverage checks).
-        skipped: skip counts per reason since the previous batch of the same worker.
+
+    Skip counts do not reach the task: the source mixer takes them off the batches (``data/skip_ledger.py``).
     """
 
     video: torch.Tensor
@@ -28,7 +30,6 @@ class PretrainBatch(TypedDict, total=False):
     masked_input_ids: torch.Tensor
     mlm_labels: torch.Tensor
     id: torch.Tensor
-    skipped: dict[str, int]
 
 
 class RetrievalBatch(TypedDict, total=False):

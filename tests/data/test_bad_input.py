@@ -26,7 +26,7 @@ from zoo import (
 )
 
 from clover_pl.data import PretrainDataModule
-from clover_pl.data.transforms import normalize
+from clover_pl.data.transforms import normalize, normalize_video
 from clover_pl.data.video import DecodeError, decode_image, decode_video, sample_frame_indices
 
 VOCAB = Path(__file__).parents[1] / "assets" / "vocab.txt"
@@ -115,11 +115,12 @@ def run_epoch(**settings) -> tuple[dict[str, list[int]], dict[str, int]]:
     ids: dict[str, list[int]] = {"video": [], "image": []}
     skipped: Counter[str] = Counter()
     blank = normalize(torch.zeros(1, 3, 1, 1))  # what an all-zero clip becomes
-    for batch in module.train_dataloader():
+    mixer = module.train_dataloader()
+    for batch in mixer:
         ids["video" if batch["video"].shape[1] > 1 else "image"] += batch["id"].tolist()
-        skipped.update(batch["skipped"])
-        for clip in batch["video"]:
+        for clip in normalize_video(batch["video"]):  # uint8 from the lean path
             assert not torch.allclose(clip, blank.expand_as(clip), atol=1e-3), "a blank clip stands in for a sample"
+    skipped.update(mixer.ledger.epoch)
     return {source: sorted(keys) for source, keys in ids.items()}, {reason: n for reason, n in skipped.items() if n}
 
 

@@ -30,7 +30,7 @@ def test_bad_checkpoint_entries_become_problems(tmp_path: Path) -> None:
     (tmp_path / "broken.ckpt").write_text("not a checkpoint")
     assert "checkpoint not found" in list_checkpoints(str(tmp_path / "missing.ckpt"))[0][2]
     assert "no *.ckpt file" in list_checkpoints(str(tmp_path / "empty"))[0][2]
-    assert "not a readable checkpoint" in list_checkpoints(str(tmp_path / "broken.ckpt"))[0][2]
+    assert "not a PyTorch checkpoint" in list_checkpoints(str(tmp_path / "broken.ckpt"))[0][2]
 
 
 def test_checkpoints_times_benchmarks_times_settings(tmp_path: Path) -> None:

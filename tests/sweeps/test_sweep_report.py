@@ -59,6 +59,11 @@ def test_checkpoint_rows_benchmark_columns_paper_row_and_failures(tmp_path: Path
     assert plots == ["00_didemo_t2v_r_1.png", "01_didemo_t2v_r_5.png", "02_qa_accuracy.png", "03_qa_accuracy_what.png"]
     assert list((out / "tensorboard" / "hparams").rglob("events.out.tfevents.*"))
     assert list((out / "tensorboard" / "scalars").rglob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard" / "plots"), size_guidance={"images": 0})
+    events.Reload()
+    assert sorted(events.Tags()["images"]) == [f"sweep/plots/{name[:-4]}" for name in plots]
 
 
 def test_seeds_give_mean_and_std_and_pending_cells_are_counted(tmp_path: Path) -> None:

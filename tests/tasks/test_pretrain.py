@@ -118,13 +118,3 @@ def test_mlm_head_from_bert_directory(bert_dir: str) -> None:
 
     model = PretrainTask(clover_backbone("tiny", bert_path=bert_dir), bert_path=bert_dir, embed_dim=16)
     assert model.mlm_head.load_report is not None
-
-
-def test_skip_rate_threshold_stops_with_a_clear_message() -> None:
-    model = task(max_skip_rate=0.25, skip_check_after=40)
-    model.count_skips(32, {"caption_empty": 2})
-    assert model.samples_read == 34
-    assert model.skipped == {"caption_empty": 2}
-    model.count_skips(32, {"bad_media_truncated": 3})  # 5 of 71: fine
-    with pytest.raises(RuntimeError, match=r"skipped \(.*above model.init_args.max_skip_rate=0.25"):
-        model.count_skips(2, {"bad_media_corrupt": 30})

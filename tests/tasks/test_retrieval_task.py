@@ -35,7 +35,7 @@ def test_init_from_errors_name_the_key_and_the_path(tmp_path: Path, pretrain_che
     with pytest.raises(FileNotFoundError, match="checkpoint not found: .*nope.ckpt"):
         RetrievalTask(clover_tiny(), init_from=str(tmp_path / "nope.ckpt"))
     (tmp_path / "text.ckpt").write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="text.ckpt is not a readable checkpoint"):
+    with pytest.raises(ValueError, match="text.ckpt: not a PyTorch checkpoint"):
         RetrievalTask(clover_tiny(), init_from=str(tmp_path / "text.ckpt"))
 
 

@@ -16,8 +16,10 @@ from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_warn
 
+from clover_pl.errors import UserError
 
-class GlobalBatchMismatchError(ValueError):
+
+class GlobalBatchMismatchError(UserError):
     """The run's global batch differs from the one its config was published with (the message is one line)."""
 
 

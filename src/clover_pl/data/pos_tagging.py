@@ -32,13 +32,15 @@ from typing import Any, NamedTuple, Protocol
 
 import lemminflect
 
+from clover_pl.errors import UserError
+
 NOUN_TAGS = frozenset({"NOUN", "PROPN"})
 _VERB_PHRASE = re.compile(r"V?A*X*V+")  # [VERB? ADV* AUX* VERB+] over one letter per word
 _PHRASE_LETTERS = {"VERB": "V", "ADV": "A", "AUX": "X"}
 SPACY_INSTALL_HINT = "pip install spacy && python -m spacy download en_core_web_sm"
 
 
-class SpacyModelMissingError(ValueError):
+class SpacyModelMissingError(UserError):
     """A config asks for spaCy tagging but spaCy or its model is not installed (the message is one line)."""
 
 

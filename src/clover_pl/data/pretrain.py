@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -13,6 +14,7 @@ from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from clover_pl.data.global_batch import check_global_batch
+from clover_pl.data.gpu_decode import decode_video_cuda, resolve_video_decoder
 from clover_pl.data.masking import TextMasker
 from clover_pl.data.mixing import SCHEDULES, SourceMixer
 from clover_pl.data.pipeline import SampleSkipped, ShardPipeline
@@ -25,6 +27,7 @@ from clover_pl.data.pos_tagging import (
     tagger_name,
 )
 from clover_pl.data.shards import count_samples, expand_urls
+from clover_pl.data.skip_ledger import SkipLedger
 from clover_pl.data.text import load_tokenizer
 from clover_pl.data.transforms import ClipTransform
 from clover_pl.data.video import DECODE_ERROR_REASONS, DecodeError, decode_image, decode_video
@@ -33,6 +36,8 @@ from clover_pl.data.video_masking import BlockMaskGenerator
 # Every reason a sample or tar member can be skipped for; fixed, so every rank logs the same keys.
 SKIP_REASONS = (
     "corrupt_tar",
+    "samples_lost",
+    "failed_download",
     "no_caption",
     "caption_not_utf8",
     "caption_empty",
@@ -67,11 +72,12 @@ def decode_clip(
     short_side: int | None,
     generator: torch.Generator,
     threads: int = 1,
+    decode: Callable[..., torch.Tensor] = decode_video,
 ) -> torch.Tensor:
-    """The sample's video (``.mp4``) or image (``.jpg``) as (T, C, H, W) uint8; bad media skip the sample."""
+    """The sample's video (``.mp4``, by ``decode``) or image (``.jpg``) as (T, C, H, W) uint8; bad media skip it."""
     try:
         if "mp4" in raw:
-            return decode_video(
+            return decode(
                 raw["mp4"], num_frames, mode=mode, short_side=short_side, generator=generator, threads=threads
             )
         for extension in ("jpg", "jpeg", "png", "webp"):
@@ -97,8 +103,10 @@ class PretrainDecoder:
         num_frames: int,
         short_side: int | None,
         threads: int = 1,
+        decode: Callable[..., torch.Tensor] = decode_video,
     ) -> None:
         self.threads = threads
+        self.decode = decode
         self.masker = masker
         self.cell_mask = cell_mask
         self.transform = transform
@@ -109,7 +117,7 @@ class PretrainDecoder:
         """Decode one sample; raises :class:`SampleSkipped` for bad input."""
         caption = read_caption(raw)
         generator = torch.Generator().manual_seed(rng.getrandbits(62))
-        clip = decode_clip(raw, self.num_frames, "random", self.short_side, generator, self.threads)
+        clip = decode_clip(raw, self.num_frames, "random", self.short_side, generator, self.threads, self.decode)
         self.masker.reseed(rng.getrandbits(62))  # the masker draws from the pipeline's seed too
         text = self.masker(caption)
         return {
@@ -161,7 +169,7 @@ class PretrainDataModule(L.LightningDataModule):
     Args:
         tokenizer: local BERT directory or ``vocab.txt`` for the tokenizer.
         video_shards: video shards (``.mp4`` + ``.txt`` + ``.json``, as video2dataset writes them): a brace
-            pattern, a list, local paths or ``pipe:`` URLs. None for none.
+            pattern, a list, local paths or URLs (``pipe:`` URLs only with ``allow_pipe_urls``). None for none.
         image_shards: image shards (``.jpg`` + ``.txt``, as img2dataset writes them); images are one-frame clips.
         validation_shards: held-out clips with one caption each, for zero-shot retrieval during fit.
         schedule: how sources share the steps: ``"alternate"`` (one batch from each in turn, as the release) or
@@ -178,6 +186,12 @@ class PretrainDataModule(L.LightningDataModule):
         crop_scale: area range of the random-resized crop.
         short_side: resize frames at decode time so the short side is this (bounds memory); None keeps them.
         decode_threads: FFmpeg codec threads per DataLoader worker (1 is fastest for H.264 on few cores).
+        normalize_on_device: the lean sample path: clips stay uint8 through the workers and the pinned-memory
+            transfer, and the task normalises the batch on the accelerator (``on_after_batch_transfer``). False
+            normalises in the workers (float32 batches, 4x the bytes). Same frames, crops and random draws either way.
+        video_decoder: ``"cpu"`` (PyAV) or ``"torchcodec_cuda"`` (NVDEC through torchcodec, see
+            `clover_pl.data.gpu_decode`); the GPU decoder falls back to ``"cpu"`` with one message when no GPU or no
+            torchcodec is present.
         max_text_length: caption length in tokens, [CLS] and [SEP] included; longer captions are truncated.
         text_masking: ``"semantic"`` (nouns and verbs, Clover), ``"whole_word"`` or ``"random"``.
         pos_tagger: part-of-speech tagger of semantic masking: ``"spacy"`` (the release's; an error naming the
@@ -190,6 +204,12 @@ class PretrainDataModule(L.LightningDataModule):
         num_workers: DataLoader workers per source.
         shuffle_buffer: samples in the shuffle buffer of each worker.
         seed: base seed of shard order, sample order, augmentation and masking (combined with the epoch).
+        max_skip_rate: stop the run when more than this fraction of the samples read so far were skipped (bad
+            videos, empty captions, samples lost in damaged shards), once ``skip_check_after`` samples were read.
+            Failed downloads kept by video2dataset are counted apart and not against it.
+        skip_check_after: samples read before the skip rate is checked.
+        allow_pipe_urls: accept ``pipe:`` shard URLs. webdataset runs them as shell commands on every data worker,
+            so this trusts whoever wrote the config (refused by default).
         published_global_batch: the global batch (clips per optimiser step) the config was published with;
             ``fit`` stops with one line when devices x nodes x batch_size x accumulation differs. None: no check.
         allow_global_batch_mismatch: run anyway (with a warning) when the global batch differs.
@@ -213,6 +233,8 @@ class PretrainDataModule(L.LightningDataModule):
         crop_scale: tuple[float, float] = (0.08, 1.0),
         short_side: int | None = None,
         decode_threads: int = 1,
+        normalize_on_device: bool = True,
+        video_decoder: str = "cpu",
         max_text_length: int = 30,
         text_masking: str = "semantic",
         pos_tagger: str = "auto",
@@ -223,18 +245,24 @@ class PretrainDataModule(L.LightningDataModule):
         num_workers: int = 2,
         shuffle_buffer: int = 1000,
         seed: int = 0,
+        max_skip_rate: float = 0.2,
+        skip_check_after: int = 1000,
+        allow_pipe_urls: bool = False,
         published_global_batch: int | None = None,
         allow_global_batch_mismatch: bool = False,
     ) -> None:
         super().__init__()
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
+        if not 0.0 <= max_skip_rate <= 1.0:
+            raise ValueError(f"data.init_args.max_skip_rate must lie in [0, 1], got {max_skip_rate}")
         if pos_tagger not in POS_TAGGERS:
             raise ValueError(f"data.init_args.pos_tagger must be one of {', '.join(POS_TAGGERS)}, got {pos_tagger!r}")
         self.save_hyperparameters()
         self.mixer: SourceMixer | None = None
         self.sources: list[ShardPipeline] = []
         self.validation: ShardPipeline | None = None
+        self.video_engine = "cpu"  # the decoder that runs: video_decoder, or "cpu" after a fallback
 
     def setup(self, stage: str) -> None:
         """Check the shard lists and build the pipelines (clear errors before training starts)."""
@@ -247,8 +275,11 @@ class PretrainDataModule(L.LightningDataModule):
             tokenizer, hp.max_text_length, hp.text_masking, hp.mask_probability, tagger=tagger, seed=hp.seed
         )
         cells = BlockMaskGenerator(tuple(hp.video_mask_grid), hp.video_mask_cells)
-        train_transform = ClipTransform(size=hp.image_size, train=True, scale=tuple(hp.crop_scale))
-        test_transform = ClipTransform(size=hp.image_size, train=False)
+        lean = hp.normalize_on_device
+        train_transform = ClipTransform(size=hp.image_size, train=True, scale=tuple(hp.crop_scale), normalize=not lean)
+        test_transform = ClipTransform(size=hp.image_size, train=False, normalize=not lean)
+        self.video_engine = resolve_video_decoder(hp.video_decoder)
+        decode = decode_video_cuda if self.video_engine == "torchcodec_cuda" else decode_video
         if stage == "fit":
             given = [urls for urls in (hp.video_shards, hp.image_shards) if urls]
             if not given:
@@ -258,11 +289,21 @@ class PretrainDataModule(L.LightningDataModule):
                 if not expand_urls(urls):
                     raise ValueError(f"the shard list {urls!r} is empty")
                 decoder = PretrainDecoder(
-                    masker, cells, train_transform, hp.num_frames, hp.short_side, hp.decode_threads
+                    masker, cells, train_transform, hp.num_frames, hp.short_side, hp.decode_threads, decode
                 )
                 self.sources.append(
                     ShardPipeline(
-                        urls, decoder, stack, hp.batch_size, hp.seed, True, hp.shuffle_buffer, True, hp.resampled
+                        urls,
+                        decoder,
+                        stack,
+                        hp.batch_size,
+                        seed=hp.seed,
+                        shuffle=True,
+                        shuffle_buffer=hp.shuffle_buffer,
+                        drop_last=True,
+                        resampled=hp.resampled,
+                        allow_pipe_urls=hp.allow_pipe_urls,
+                        emit_tally=True,
                     )
                 )
         if stage in ("fit", "validate") and hp.validation_shards:
@@ -270,7 +311,15 @@ class PretrainDataModule(L.LightningDataModule):
                 tokenizer, test_transform, hp.validation_frames, hp.max_text_length, hp.short_side
             )
             self.validation = ShardPipeline(
-                hp.validation_shards, decoder, stack, hp.validation_batch_size, hp.seed, False, 0, False
+                hp.validation_shards,
+                decoder,
+                stack,
+                hp.validation_batch_size,
+                seed=hp.seed,
+                shuffle=False,
+                shuffle_buffer=0,
+                drop_last=False,
+                allow_pipe_urls=hp.allow_pipe_urls,
             )
 
     def _tagger(self) -> PartOfSpeechTagger:
@@ -297,6 +346,8 @@ class PretrainDataModule(L.LightningDataModule):
             num_workers=workers,
             pin_memory=torch.cuda.is_available(),
             prefetch_factor=4 if workers else None,
+            # CUDA cannot start in a forked worker: the GPU decoder's workers are spawned.
+            multiprocessing_context="spawn" if workers and self.video_engine != "cpu" else None,
         )
 
     def current_epoch(self) -> int:
@@ -343,8 +394,19 @@ class PretrainDataModule(L.LightningDataModule):
             list(hp.weights) if hp.weights is not None else None,
             epoch_batches,
             hp.seed,
+            ledger=SkipLedger(SKIP_REASONS, hp.max_skip_rate, hp.skip_check_after),
+            report=self.report_skips,
         )
         return self.mixer
+
+    def report_skips(self, epoch: int, counts: dict[str, int]) -> None:
+        """Log an epoch's skips (summed over ranks) as ``train/skipped_<reason>``, only the reasons that occurred."""
+        logger = self.trainer.logger if self.trainer is not None else None
+        logged = {f"train/skipped_{reason}": float(count) for reason, count in counts.items() if count}
+        if logger is not None and logged and self.trainer.is_global_zero:
+            logger.log_metrics(logged, self.trainer.global_step)
+        if any(counts.values()):
+            rank_zero_info(f"epoch {epoch}: skipped samples {SkipLedger.describe(counts)}")
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         """The held-out retrieval set, in shard order."""

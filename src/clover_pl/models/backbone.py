@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
 
+from clover_pl.models.architecture import class_path, describe
 from clover_pl.models.fusion import FusedOutput, FusionEncoder
 from clover_pl.models.text_bert import TextEncoder
 from clover_pl.models.video_swin import VideoSwinTransformer
@@ -43,6 +45,15 @@ class CloverBackbone(nn.Module):
         self.video = video_encoder
         self.text = text_encoder
         self.fusion = fusion_encoder
+
+    def architecture(self) -> dict[str, Any]:
+        """The ``class_path``/``init_args`` of this backbone, without weight paths: what a checkpoint records.
+
+        ``clover_pl.models.architecture.build_module(backbone.architecture())`` builds a backbone of the same shapes
+        (freshly initialised) into which a checkpoint's state dict loads.
+        """
+        encoders = {"video_encoder": self.video, "text_encoder": self.text, "fusion_encoder": self.fusion}
+        return {"class_path": class_path(self), "init_args": {name: describe(m) for name, m in encoders.items()}}
 
     @property
     def video_dim(self) -> int:

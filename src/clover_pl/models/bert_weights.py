@@ -15,6 +15,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import BertConfig
 
+from clover_pl.checkpoint_load import load_checkpoint_file
+from clover_pl.errors import UserError
+
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -46,7 +49,7 @@ def read_bert_config(path: str) -> BertConfig:
     try:
         config = BertConfig.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as error:
-        raise ValueError(f"{config_file} is not a readable BERT config: {error}") from error
+        raise UserError(f"BERT config {config_file}: not a readable BERT configuration ({error})") from error
     return config
 
 
@@ -58,11 +61,13 @@ def _read_weights(weight_file: str, mtime: float) -> dict[str, torch.Tensor]:
         if weight_file.endswith(".safetensors"):
             state = load_file(weight_file, device="cpu")
         else:
-            state = torch.load(weight_file, map_location="cpu", weights_only=True)
+            state = load_checkpoint_file(weight_file, "BERT weight file")  # weights_only=True, one-line UserError
+    except UserError:
+        raise
     except Exception as error:  # noqa: BLE001 - any reader failure means the same thing to the user
-        raise ValueError(f"{weight_file} is not a readable weight file: {error}") from error
+        raise UserError(f"BERT weight file {weight_file}: not a readable safetensors file ({error})") from None
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{weight_file} is not a state dict of tensors")
+        raise UserError(f"BERT weight file {weight_file}: not a state dict of tensors")
     # BertModel.save_pretrained writes bare keys, BertForPreTraining / BertForMaskedLM prefix the encoder with "bert.".
     return {key.removeprefix("bert."): value for key, value in state.items()}
 

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+from transformers import BertConfig
 from transformers.models.bert.modeling_bert import BertEncoder
 
+from clover_pl.models.architecture import class_path, constructor_arguments
 from clover_pl.models.bert_weights import copy_strict, read_bert_config, read_bert_weights
 from clover_pl.models.load_report import LoadReport
-from clover_pl.models.text_bert import bert_config
+from clover_pl.models.text_bert import bert_config, bert_config_dict
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,8 @@ class FusionEncoder(nn.Module):
         dropout: hidden and attention dropout (random init only).
         pretrained_path: local HuggingFace BERT directory whose layers 0..num_layers-1 initialise the encoder.
         attn_implementation: transformers attention backend, ``"sdpa"`` or ``"eager"``.
+        bert_settings: a whole ``BertConfig`` as a dict (what a checkpoint records, see :meth:`architecture`); it
+            replaces the size arguments, and cannot be combined with ``pretrained_path``.
     """
 
     def __init__(
@@ -69,9 +74,18 @@ class FusionEncoder(nn.Module):
         dropout: float = 0.1,
         pretrained_path: str | None = None,
         attn_implementation: str = "sdpa",
+        bert_settings: dict[str, Any] | None = None,
     ) -> None:
+        arguments = constructor_arguments(locals())
         super().__init__()
-        if pretrained_path is None:
+        self.arguments = arguments
+        if bert_settings is not None:
+            if pretrained_path is not None:
+                raise ValueError("give the fusion encoder pretrained_path or bert_settings, not both")
+            config = BertConfig(**bert_settings)
+            config._attn_implementation = attn_implementation
+            num_layers, hidden_size = config.num_hidden_layers, config.hidden_size
+        elif pretrained_path is None:
             config = bert_config(
                 2, hidden_size, num_layers, num_heads, intermediate_size, 2, dropout, attn_implementation
             )
@@ -101,6 +115,17 @@ class FusionEncoder(nn.Module):
         self.load_report: LoadReport | None = None
         if pretrained_path is not None:
             self.load_report = self.load_pretrained(pretrained_path)
+
+    def architecture(self) -> dict[str, Any]:
+        """``class_path``/``init_args`` that rebuild this encoder's shapes without the BERT directory."""
+        init_args = {
+            **self.arguments,
+            "pretrained_path": None,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.encoder.config.num_hidden_layers,
+            "bert_settings": bert_config_dict(self.encoder.config),
+        }
+        return {"class_path": class_path(self), "init_args": init_args}
 
     def load_pretrained(self, path: str) -> LoadReport:
         """Copy BERT layers 0..num_layers-1 of a BERT directory into the encoder, strictly.

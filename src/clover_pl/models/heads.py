@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -111,17 +112,26 @@ class MLMHead(nn.Module):
     """BERT's masked-language-model head: dense -> GELU -> LayerNorm -> decoder over the vocabulary.
 
     With ``pretrained_path`` it is initialised from the directory's ``cls.predictions`` weights (the decoder is a
-    copy of the word embeddings when the file ties them), and is not tied to the text encoder afterwards.
+    copy of the word embeddings when the file ties them), and is not tied to the text encoder afterwards. An
+    encoder-only directory (``BertModel`` weights, e.g. a sentence-transformers export) has no ``cls.predictions``:
+    the head then keeps its initialisation, with one warning naming the missing keys.
 
     Args:
         hidden_size: input width D (random init only).
         vocab_size: number of token ids (random init only).
-        pretrained_path: local HuggingFace BERT directory saved from a model with an MLM head.
+        pretrained_path: local HuggingFace BERT directory, ideally saved from a model with an MLM head.
+        layer_norm_eps: epsilon of the LayerNorm (random init only; the directory's config otherwise).
     """
 
-    def __init__(self, hidden_size: int = 768, vocab_size: int = 30522, pretrained_path: str | None = None) -> None:
+    def __init__(
+        self,
+        hidden_size: int = 768,
+        vocab_size: int = 30522,
+        pretrained_path: str | None = None,
+        layer_norm_eps: float = 1e-12,
+    ) -> None:
         super().__init__()
-        eps = 1e-12
+        eps = layer_norm_eps
         if pretrained_path is not None:
             config = read_bert_config(pretrained_path)
             hidden_size, vocab_size, eps = config.hidden_size, config.vocab_size, config.layer_norm_eps
@@ -133,30 +143,34 @@ class MLMHead(nn.Module):
             self.load_report = self.load_pretrained(pretrained_path)
 
     def load_pretrained(self, path: str) -> LoadReport:
-        """Copy ``cls.predictions`` of a BERT directory, strictly.
+        """Copy ``cls.predictions`` of a BERT directory, strictly; keep the initialisation if it has none.
 
         Args:
             path: local HuggingFace BERT directory.
 
         Returns:
-            What was loaded.
+            What was loaded, or (encoder-only directory) the head's keys reported as missing.
         """
         weights = read_bert_weights(path)
-        if "cls.predictions.transform.dense.weight" not in weights:
-            raise ValueError(
-                f"{path} has no MLM head (cls.predictions.*): save it from BertForPreTraining or BertForMaskedLM"
-            )
-        decoder_weight = "cls.predictions.decoder.weight"
-        if decoder_weight not in weights:
-            decoder_weight = "embeddings.word_embeddings.weight"  # tied in the file, so only saved once
         key_map = {
             "dense.weight": "cls.predictions.transform.dense.weight",
             "dense.bias": "cls.predictions.transform.dense.bias",
             "norm.weight": "cls.predictions.transform.LayerNorm.weight",
             "norm.bias": "cls.predictions.transform.LayerNorm.bias",
-            "decoder.weight": decoder_weight,
+            "decoder.weight": "cls.predictions.decoder.weight",
             "decoder.bias": "cls.predictions.bias",
         }
+        if not any(key.startswith("cls.predictions.") for key in weights):
+            missing = sorted(key_map.values())
+            warnings.warn(
+                f"{path} has no MLM head (an encoder-only BERT): the MLM head starts from its initialisation; "
+                f"missing keys: {', '.join(missing)}",
+                UserWarning,
+                stacklevel=2,
+            )
+            return LoadReport(source=path, loaded=[], skipped={}, interpolated=[], missing=missing)
+        if key_map["decoder.weight"] not in weights:
+            key_map["decoder.weight"] = "embeddings.word_embeddings.weight"  # tied in the file, so only saved once
         loaded = copy_strict(self, weights, key_map, path)
         report = LoadReport(source=path, loaded=loaded, skipped={}, interpolated=[])
         log.info("MLM head: %s", report.summary())

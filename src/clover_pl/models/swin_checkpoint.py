@@ -14,10 +14,11 @@ import os
 import warnings
 from collections.abc import Mapping
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from clover_pl.checkpoint_load import load_checkpoint_file
+from clover_pl.errors import UserError
 from clover_pl.models.load_report import LoadReport
 
 logger = logging.getLogger(__name__)
@@ -45,21 +46,17 @@ def read_state_dict(path: str) -> dict[str, Tensor]:
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"Video Swin checkpoint not found: {path}")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch.load raises many types (pickle, zip, EOF, OS); all mean the same here
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{path} is not a checkpoint: torch.load failed ({reason})") from error
+    content = load_checkpoint_file(path, "Video Swin checkpoint")  # weights_only=True; UserError naming the file
     if isinstance(content, Mapping):
         for container in ("state_dict", "model"):
             if isinstance(content.get(container), Mapping):
                 content = content[container]
                 break
     if not isinstance(content, Mapping) or not content:
-        raise ValueError(f"{path} is not a checkpoint: expected a mapping of tensors, got {type(content).__name__}")
+        raise UserError(f"{path} is not a checkpoint: expected a mapping of tensors, got {type(content).__name__}")
     not_tensors = [key for key, value in content.items() if not isinstance(value, Tensor)]
     if not_tensors:
-        raise ValueError(f"{path} is not a checkpoint: entries {not_tensors[:5]} are not tensors")
+        raise UserError(f"{path} is not a checkpoint: entries {not_tensors[:5]} are not tensors")
     return {str(key): value for key, value in content.items()}
 
 

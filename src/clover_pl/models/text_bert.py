@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
 from torch import nn
 from transformers import BertConfig, BertModel
 
+from clover_pl.models.architecture import class_path, constructor_arguments
 from clover_pl.models.bert_weights import copy_strict, read_bert_config, read_bert_weights
 from clover_pl.models.load_report import LoadReport
 
@@ -39,6 +41,11 @@ def bert_config(
     )
 
 
+def bert_config_dict(config: BertConfig) -> dict[str, Any]:
+    """A ``BertConfig`` as plain values (``BertConfig(**it)`` gives it back); the attention backend is left out."""
+    return {key: value for key, value in config.to_diff_dict().items() if key != "transformers_version"}
+
+
 class TextEncoder(nn.Module):
     """BERT over token ids; Clover uses only ``last_hidden_state`` (no pooler, token type 0).
 
@@ -55,6 +62,8 @@ class TextEncoder(nn.Module):
         max_position_embeddings: longest text (random init only).
         dropout: hidden and attention dropout (random init only; BERT's own 0.1 otherwise).
         attn_implementation: transformers attention backend, ``"sdpa"`` or ``"eager"``.
+        bert_settings: a whole ``BertConfig`` as a dict (what a checkpoint records, see :meth:`architecture`); it
+            replaces the size arguments, and cannot be combined with ``pretrained_path``.
     """
 
     def __init__(
@@ -68,9 +77,17 @@ class TextEncoder(nn.Module):
         max_position_embeddings: int = 512,
         dropout: float = 0.1,
         attn_implementation: str = "sdpa",
+        bert_settings: dict[str, Any] | None = None,
     ) -> None:
+        arguments = constructor_arguments(locals())
         super().__init__()
-        if pretrained_path is None:
+        self.arguments = arguments
+        if bert_settings is not None:
+            if pretrained_path is not None:
+                raise ValueError("give the text encoder pretrained_path or bert_settings, not both")
+            config = BertConfig(**bert_settings)
+            config._attn_implementation = attn_implementation
+        elif pretrained_path is None:
             config = bert_config(
                 vocab_size,
                 hidden_size,
@@ -89,6 +106,11 @@ class TextEncoder(nn.Module):
         self.load_report: LoadReport | None = None
         if pretrained_path is not None:
             self.load_report = self.load_pretrained(pretrained_path)
+
+    def architecture(self) -> dict[str, Any]:
+        """``class_path``/``init_args`` that rebuild this encoder's shapes without the BERT directory."""
+        init_args = {**self.arguments, "pretrained_path": None, "bert_settings": bert_config_dict(self.bert.config)}
+        return {"class_path": class_path(self), "init_args": init_args}
 
     @property
     def hidden_size(self) -> int:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
+from clover_pl.models.architecture import class_path, constructor_arguments
 from clover_pl.models.load_report import LoadReport
 from clover_pl.models.swin_checkpoint import load_video_swin_checkpoint
 
@@ -464,7 +466,9 @@ class VideoSwinTransformer(nn.Module):
         use_checkpoint: bool = False,
         clipped_window_bias: str = "release",
     ) -> None:
+        arguments = constructor_arguments(locals())
         super().__init__()
+        self.arguments = arguments
         if len(depths) != len(num_heads):
             raise ValueError(f"depths {list(depths)} and num_heads {list(num_heads)} must have the same length")
         patch: Size3 = (patch_size[0], patch_size[1], patch_size[2])
@@ -509,6 +513,10 @@ class VideoSwinTransformer(nn.Module):
         self.load_report: LoadReport | None = None
         if checkpoint is not None:
             self.load_report = load_video_swin_checkpoint(self, checkpoint)
+
+    def architecture(self) -> dict[str, Any]:
+        """This encoder's ``class_path``/``init_args``, without the checkpoint path (a checkpoint has the weights)."""
+        return {"class_path": class_path(self), "init_args": {**self.arguments, "checkpoint": None}}
 
     def embed_patches(self, video: Tensor, mask: Tensor | None = None) -> Tensor:
         """Patch-embeds a clip and replaces the patches of masked cells by the mask token.

@@ -16,7 +16,9 @@ Videos are copied byte for byte unless ``--fps``, ``--short-side`` or ``--max-du
 video is re-encoded with libx264 (yuv420p, crf 23, preset veryfast, one thread, a keyframe every second), frames
 resampled to the new rate, the short side scaled down (never up) to the given length with even sizes, cut after
 the given seconds, audio dropped, a phone's rotation applied to the pixels. The settings are in each sample's
-json (``reencode``) and in the manifest.
+json (``reencode``) and in the manifest. ``--preset train`` re-encodes for cheap 8-frame sampling (short side 256,
+a short keyframe interval, x264 ``fastdecode``; `clover_pl.prepare.presets`), keeping the frame rate and frame
+count; the manifest's ``storage`` then compares the bytes per clip with the originals'.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import numpy as np
 from clover_pl.prepare.errors import InputError, checked_rows
 from clover_pl.prepare.manifest import write_manifest
 from clover_pl.prepare.media_check import check_video
+from clover_pl.prepare.presets import DEFAULT_ENCODE, PRESETS, EncodeSettings
 from clover_pl.prepare.shard_command import add_shared_arguments, check_positive, run_shard_command, shard_parser
 from clover_pl.prepare.workers import Dropped, ShardTally, convert_rows, count_lines, summarize
 
@@ -51,6 +54,14 @@ class Reencode:
     fps: float | None = None
     short_side: int | None = None
     max_duration: float | None = None
+    encode: EncodeSettings | None = None  # None: `DEFAULT_ENCODE`
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as recorded in the json and the manifest (``encode`` only when given)."""
+        recorded = asdict(self)
+        if self.encode is None:
+            del recorded["encode"]
+        return recorded
 
 
 def read_webvid_csv(path: str) -> Iterator[tuple[int, list[str | None] | None]]:
@@ -97,6 +108,7 @@ class WebVidConverter:
         if not caption:
             raise Dropped("empty_caption")
         data = self.read_video(page_dir, videoid)
+        tally.source_bytes += len(data)
         from clover_pl.data.video import DecodeError  # torch: imported by the workers' first video, not by --help
 
         try:
@@ -116,7 +128,7 @@ class WebVidConverter:
             "page_dir": page_dir,
             "duration": duration,
             "duration_seconds": round(seconds, 3),
-            "reencode": asdict(self.reencode) if self.reencode else None,
+            "reencode": self.reencode.settings() if self.reencode else None,
             "caption": caption,
             "url": url,
             "key": key,
@@ -175,7 +187,7 @@ def reencode_video(data: bytes, settings: Reencode) -> tuple[bytes, float]:
         rate = Fraction(settings.fps).limit_denominator(1001) if settings.fps else source_rate
         limit = Fraction(settings.max_duration).limit_denominator(1000) if settings.max_duration else None
         with av.open(output, mode="w", format="mp4") as target:
-            writer = _Writer(target, rate, settings.short_side, limit)
+            writer = _Writer(target, rate, settings.short_side, limit, settings.encode or DEFAULT_ENCODE)
             start, held, time = None, None, Fraction(0)
             for index, frame in enumerate(source.decode(stream)):
                 if frame.pts is not None and stream.time_base is not None:
@@ -200,8 +212,10 @@ def reencode_video(data: bytes, settings: Reencode) -> tuple[bytes, float]:
 class _Writer:
     """The libx264 stream of a re-encode: sized by the first frame, fed each picture until its display ends."""
 
-    def __init__(self, target: Any, rate: Fraction, short_side: int | None, limit: Fraction | None) -> None:
-        self.target, self.rate, self.short_side, self.limit = target, rate, short_side, limit
+    def __init__(
+        self, target: Any, rate: Fraction, short_side: int | None, limit: Fraction | None, encode: EncodeSettings
+    ) -> None:
+        self.target, self.rate, self.short_side, self.limit, self.encode = target, rate, short_side, limit, encode
         self.stream: Any = None
         self.count = 0
 
@@ -212,9 +226,12 @@ class _Writer:
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
         if self.stream is None:
             width, height = _output_size(frame.width, frame.height, self.short_side)
-            self.stream = self.target.add_stream("libx264", rate=self.rate, options={"crf": "23", "preset": "veryfast"})
+            self.stream = self.target.add_stream("libx264", rate=self.rate, options=self.encode.options())
             self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
-            self.stream.codec_context.gop_size = max(1, round(self.rate))  # a keyframe a second: cheap seeks
+            if self.encode.bitrate is not None:
+                self.stream.bit_rate = self.encode.bitrate
+            # A keyframe a second (cheap seeks), or the preset's interval.
+            self.stream.codec_context.gop_size = self.encode.keyframe_interval or max(1, round(self.rate))
             self.stream.codec_context.thread_count = 1  # x264 output depends on its thread count
         picture = frame.reformat(width=self.stream.width, height=self.stream.height, format="yuv420p")
         picture.time_base = 1 / self.rate  # PyAV rescales pts from the frame's time base (the source's) otherwise
@@ -256,7 +273,7 @@ def prepare_webvid(
     settings = {
         "samples_per_shard": samples_per_shard,
         "max_caption_chars": max_caption_chars,
-        "reencode": asdict(reencode) if reencode else None,
+        "reencode": reencode.settings() if reencode else None,
     }
     converter = WebVidConverter(os.path.abspath(videos), max_caption_chars, reencode)
     fingerprinted = {"dataset": "webvid", **settings}
@@ -265,8 +282,24 @@ def prepare_webvid(
     stats = convert_rows(rows, converter, out, samples_per_shard, fingerprinted, workers, "webvid", total)
     shards, summary = summarize(stats, out)
     summary["duration_seconds"] = round(sum(float(s["prepare"]["seconds"]) for s in stats), 3)
+    if reencode is not None:
+        summary["storage"] = storage_summary(stats)
     source = {"csv": os.path.abspath(csv_path), "videos": os.path.abspath(videos)}
     return write_manifest(out, "webvid", "video", "video2dataset", "converted", source, settings, shards, summary)
+
+
+def storage_summary(stats: list[dict[str, Any]]) -> dict[str, float | int]:
+    """Bytes per clip of the re-encoded videos against the originals', from the shard stats."""
+    written = sum(int(shard["successes"]) for shard in stats)
+    source = sum(int(shard["prepare"].get("source_bytes", 0)) for shard in stats)
+    media = sum(int(shard.get("bytes_downloaded", 0)) for shard in stats)
+    per_clip = max(written, 1)
+    return {
+        "clips": written,
+        "source_bytes_per_clip": round(source / per_clip),
+        "bytes_per_clip": round(media / per_clip),
+        "ratio_to_source": round(media / source, 3) if source else 0.0,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,9 +326,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, help="re-encode at this frame rate")
     parser.add_argument("--short-side", type=int, help="re-encode, scaling the short side down to this")
     parser.add_argument("--max-duration", type=float, help="re-encode, keeping at most this many seconds")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="re-encode for cheap 8-frame sampling, same frame rate and count: train = short side 256, a keyframe "
+        "every 8 frames, x264 fastdecode, crf 23; train_fast = the same at 1 Mbit/s with a keyframe every 4 frames "
+        "(faster, lower quality); see bench/RESULTS.md. --short-side overrides the size",
+    )
     args = parser.parse_args(argv)
     reencode = Reencode(args.fps, args.short_side, args.max_duration)
-    given = {"--csv": args.csv, "--videos": args.videos, "--fps/--short-side/--max-duration": reencode != Reencode()}
+    if args.preset:
+        preset = PRESETS[args.preset]
+        short_side = args.short_side if args.short_side is not None else preset.short_side
+        reencode = Reencode(args.fps, short_side, args.max_duration, preset.encode)
+    given = {
+        "--csv": args.csv,
+        "--videos": args.videos,
+        "--fps/--short-side/--max-duration/--preset": reencode != Reencode(),
+    }
     if not args.verify and not args.shards:
         if not args.csv or not args.videos:
             parser.error("give --csv and --videos (or --shards DIR, or --verify)")
@@ -305,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         check_positive(parser, args, names)
 
     def convert() -> dict[str, Any]:
-        return prepare_webvid(
+        manifest = prepare_webvid(
             args.csv,
             args.videos,
             args.out,
@@ -314,5 +362,12 @@ def main(argv: list[str] | None = None) -> int:
             reencode if reencode != Reencode() else None,
             args.max_caption_chars,
         )
+        if "storage" in manifest:
+            storage = manifest["storage"]
+            print(
+                f"storage: {storage['bytes_per_clip'] / 1e6:.2f} MB per clip re-encoded, "
+                f"{storage['source_bytes_per_clip'] / 1e6:.2f} MB as given ({storage['ratio_to_source']:.2f}x)"
+            )
+        return manifest
 
     return run_shard_command(parser, args, ("webvid", "video", "video2dataset", "WEBVID_SHARDS"), given, convert)

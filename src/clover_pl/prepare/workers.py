@@ -119,6 +119,7 @@ class ShardTally:
     captions_truncated: int = 0
     seconds: float = 0.0
     media_bytes: int = 0
+    source_bytes: int = 0  # the input media's bytes, where a converter re-encodes (0 otherwise)
 
 
 class RowConverter(Protocol):
@@ -174,6 +175,7 @@ def convert_shard(
         "dropped": dict(sorted(tally.dropped.items())),
         "captions_truncated": tally.captions_truncated,
         "seconds": round(tally.seconds, 6),
+        "source_bytes": tally.source_bytes,
     }
     _write_json(stats_path(path), stats)
     return job.shard_id, stats, time.perf_counter() - began

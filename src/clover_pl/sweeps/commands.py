@@ -29,6 +29,7 @@ class Command:
         metrics_path: the JSON file the run's ``MetricsFile`` callback writes.
         stage: the stage whose metrics the cell reads from that file (``val`` or ``test``).
         timeout: seconds after which the run is stopped, or None.
+        pass_fds: open files the child inherits (the cell folder's lock, :mod:`clover_pl.sweeps.cell_lock`).
     """
 
     argv: list[str]
@@ -36,6 +37,7 @@ class Command:
     metrics_path: str = ""
     stage: str = "test"
     timeout: float | None = None
+    pass_fds: tuple[int, ...] = ()
 
     @property
     def subcommand(self) -> str:

@@ -3,7 +3,8 @@
 - ``plots/<nn>_<column>.png``: the column's values against the training step of each row's checkpoint, one line
   per series (a run directory, or a trained variant), error bars over seeds, the paper's figure as a dashed line.
 - ``tensorboard/``: one hparams run per row (checkpoint, series, step, seeds -> every column's mean), plus each
-  column as a scalar against training step, one run per series. Rewritten from scratch on every report.
+  column as a scalar against training step, one run per series, and the plots as images (``sweep/plots/...``).
+  Rewritten from scratch on every report.
 """
 
 from __future__ import annotations
@@ -63,11 +64,25 @@ def write_plots(table: Table, folder: str) -> list[str]:
     return written
 
 
-def write_tensorboard(table: Table, folder: str) -> None:
-    """Write the hparams view and the per-series scalars (see the module docstring)."""
+def write_tensorboard(table: Table, folder: str, plots: list[str] | None = None) -> None:
+    """Write the hparams view, the per-series scalars and the plots as images (see the module docstring).
+
+    Args:
+        table: the results table.
+        folder: the TensorBoard folder (rewritten).
+        plots: PNG files (:func:`write_plots`) shown under ``sweep/plots/<name>`` in the images tab.
+    """
     from torch.utils.tensorboard import SummaryWriter
 
     shutil.rmtree(folder, ignore_errors=True)
+    if plots:
+        from matplotlib.image import imread
+
+        with SummaryWriter(os.path.join(folder, "plots")) as writer:
+            for path in plots:
+                image = imread(path)  # (H, W, 3 or 4) float in [0, 1] for a PNG
+                name = os.path.splitext(os.path.basename(path))[0]
+                writer.add_image(f"sweep/plots/{name}", image[..., :3], global_step=0, dataformats="HWC")
     tags = [f"sweep/{column.benchmark}/{column.setting}/{column.metric}" for column in table.columns]
     with SummaryWriter(os.path.join(folder, "hparams")) as writer:
         for row in table.rows:

@@ -72,12 +72,9 @@ def checkpoint_step(path: str) -> int:
     Raises:
         ValueError: the file is not a readable Lightning checkpoint.
     """
-    import torch
+    from clover_pl.checkpoint_load import load_checkpoint_file
 
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # noqa: BLE001 - any reader failure means the same thing to the user
-        raise ValueError(f"{path} is not a readable checkpoint: {error}") from error
+    checkpoint = load_checkpoint_file(path, "sweep checkpoint", mmap=True)  # weights_only; UserError is a ValueError
     if not isinstance(checkpoint, dict) or "global_step" not in checkpoint:
         raise ValueError(f"{path} has no global_step: not a Lightning checkpoint")
     return int(checkpoint["global_step"])
@@ -90,6 +87,10 @@ def list_checkpoints(entry: str) -> list[tuple[str, int | None, str | None]]:
     dropped when another checkpoint of the directory has the same step (Lightning writes both at the end of a run).
     A missing path, an empty directory or an unreadable file gives one triple with a problem.
     """
+    from clover_pl.checkpoint_load import is_url
+
+    if is_url(entry):
+        return [(entry, None, f"sweep checkpoint {entry}: checkpoints must be local files (nothing is downloaded)")]
     if os.path.isdir(entry):
         paths = sorted(glob.glob(os.path.join(entry, "*.ckpt")))
         if not paths:

@@ -1,4 +1,4 @@
-"""Clover's reported figures that ``shared/spec/clover.md`` section 8 marks as confirmed (✓), for the report.
+"""Clover's reported figures that the project's reading of the paper marks as confirmed (✓), for the report.
 
 Only confirmed figures are here; those marked "r" (unconfirmed: fine-tuned MSRVTT and LSMDC retrieval, DiDeMo
 fine-tuned R@5/10, TGIF, MSRVTT-MC, every median rank) are left out on purpose. Sources, as section 8 gives them:

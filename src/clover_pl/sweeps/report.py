@@ -23,7 +23,7 @@ from clover_pl.sweeps.grid import Cell
 from clover_pl.sweeps.paper import paper_figure
 from clover_pl.sweeps.store import OK
 
-PAPER_ROW = "Clover paper (spec 8, ✓ only)"
+PAPER_ROW = "Clover paper (published figures, ✓ only)"
 
 
 @dataclass(frozen=True)
@@ -223,6 +223,6 @@ def write_report(
     if figures:
         from clover_pl.sweeps.figures import write_plots, write_tensorboard
 
-        write_plots(table, os.path.join(sweep.output_dir, "plots"))
-        write_tensorboard(table, os.path.join(sweep.output_dir, "tensorboard"))
+        plots = write_plots(table, os.path.join(sweep.output_dir, "plots"))
+        write_tensorboard(table, os.path.join(sweep.output_dir, "tensorboard"), plots)
     return table, markdown

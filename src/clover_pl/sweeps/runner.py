@@ -8,15 +8,20 @@ starts with one ``# clover-pl sweep: launch`` line per launched process.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from tqdm.std import tqdm
+
+from clover_pl.sweeps.cell_lock import cell_lock, die_with_parent, lock_holder
 from clover_pl.sweeps.commands import Command, evaluate_command, fine_tune_command, train_command
 from clover_pl.sweeps.config import SweepConfig
 from clover_pl.sweeps.grid import Cell, checkpoint_step
@@ -32,7 +37,10 @@ class CellFailure(Exception):
 
 
 def launch_subprocess(command: Command, log_path: str) -> int:
-    """Run the command as a child process (same process group: killing the sweep's group kills it too).
+    """Run the command as a child process that dies with the sweep (:func:`die_with_parent`, Linux).
+
+    It is in the sweep's process group too (killing the group kills it), and it inherits ``command.pass_fds`` (the
+    cell folder's lock, held until it exits).
 
     Raises:
         CellFailure: it ran longer than ``command.timeout`` (it is killed).
@@ -41,7 +49,13 @@ def launch_subprocess(command: Command, log_path: str) -> int:
     with open(log_path, "a", encoding="utf-8") as log:
         try:
             finished = subprocess.run(
-                command.argv, env=environment, stdout=log, stderr=subprocess.STDOUT, timeout=command.timeout
+                command.argv,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=command.timeout,
+                pass_fds=command.pass_fds,
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - the sweep runs cells from one thread
             )
             return finished.returncode
         except subprocess.TimeoutExpired as error:
@@ -207,6 +221,46 @@ def _tail(path: str, lines: int = 25, limit: int = 4000) -> str:
     return f"last lines of {path}:\n{text[-limit:]}"
 
 
+def remaining_time(durations: list[float], left: int) -> str:
+    """``"about 12:30 left (2 cells run, 6:15 each)"``: the mean time of the cells run so far times the cells left.
+
+    Args:
+        durations: seconds of each cell run so far in this sweep (stored or invalid cells take no time).
+        left: cells not finished yet, the current one included.
+    """
+    if not durations:
+        return f"{left} cell(s) to go, no time estimate before the first one finishes"
+    mean = sum(durations) / len(durations)
+    each = tqdm.format_interval(mean)
+    return f"about {tqdm.format_interval(mean * left)} left ({len(durations)} cell(s) run, {each} each)"
+
+
+def _run_locked(
+    cell: Cell,
+    sweep: SweepConfig,
+    records: dict[str, dict[str, Any]],
+    launch: Launch,
+    echo: Callable[[str], None],
+    prefix: str,
+    estimate: str,
+) -> dict[str, Any] | None:
+    """Run the cell holding its folder's lock (rank zero); None, reported, when another process is running it."""
+    if process_rank() != 0:
+        echo(f"{prefix}: running; {estimate}")
+        return run_cell(cell, sweep, records, launch)
+    folder = cell_dir(sweep, cell)
+    with cell_lock(folder) as lock:
+        if lock is None:
+            echo(f"{prefix}: running in another process ({lock_holder(folder)}); not started again")
+            return None
+        echo(f"{prefix}: running; {estimate}")
+
+        def launch_holding_lock(command: Command, log_path: str) -> int:
+            return launch(dataclasses.replace(command, pass_fds=(*command.pass_fds, lock.fd)), log_path)
+
+        return run_cell(cell, sweep, records, launch_holding_lock)
+
+
 def run_cells(
     cells: list[Cell],
     sweep: SweepConfig,
@@ -218,8 +272,9 @@ def run_cells(
     """Run every cell whose latest record is not ok, in order, storing each record as it finishes.
 
     A cell with a problem (planning, or found by :func:`clover_pl.sweeps.checks.check_cells`) and a cell whose
-    training run has not finished ok are recorded as failed without launching anything. Only rank zero of a
-    multi-process launch (:func:`process_rank`) writes the store.
+    training run has not finished ok are recorded as failed without launching anything. A cell whose folder is
+    locked by another sweep (:mod:`clover_pl.sweeps.cell_lock`: it is running there) is reported and skipped.
+    Only rank zero of a multi-process launch (:func:`process_rank`) writes the store.
 
     Args:
         cells: the cells to consider (the whole sweep, or the one cell of ``--only``).
@@ -227,13 +282,16 @@ def run_cells(
         store: the results store.
         problems: cell id -> why it cannot run.
         launch: how a command is run.
-        echo: where progress lines go (default: stdout).
+        echo: where progress lines go (default: stderr). Each line counts the cells done of the total and, once
+            a cell has run, estimates the time left from the mean time of the cells run so far.
 
     Returns:
         The latest record of every cell of the store after the run.
     """
-    echo = echo or (lambda line: print(line, flush=True))
+    echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     records = store.latest()
+    left = sum(records.get(cell.id, {}).get("status") != OK for cell in cells)
+    durations: list[float] = []
     for index, cell in enumerate(cells, start=1):
         prefix = f"[{index}/{len(cells)}] {cell.id} {cell.describe()}"
         if records.get(cell.id, {}).get("status") == OK:
@@ -247,8 +305,13 @@ def run_cells(
         if problem is not None:
             record = failed_record(cell, problem)
         else:
-            echo(f"{prefix}: running")
-            record = run_cell(cell, sweep, records, launch)
+            started = time.perf_counter()
+            record = _run_locked(cell, sweep, records, launch, echo, prefix, remaining_time(durations, left))
+            if record is None:  # running in another sweep: its record comes from there
+                left -= 1
+                continue
+            durations.append(time.perf_counter() - started)
+        left -= 1
         if process_rank() == 0:
             store.append(record)
         records[cell.id] = record

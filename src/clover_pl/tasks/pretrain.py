@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 
-from clover_pl.data.pretrain import SKIP_REASONS
 from clover_pl.losses import (
     MaskedLanguageModelingLoss,
     TriModalAlignmentLoss,
@@ -15,13 +15,15 @@ from clover_pl.losses import (
 from clover_pl.models import CloverBackbone, DualEncoderHeads, FusedHeads, MLMHead
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
 from clover_pl.tasks.optimization import check_schedule_arguments, configure_from_hparams, step_seed
+from clover_pl.tasks.pixels import normalize_batch_video
+from clover_pl.tasks.self_describing import SelfDescribingTask
 from clover_pl.types import PretrainBatch, RetrievalBatch
 
 OBJECTIVE_WEIGHTINGS = ("gradient_correct", "release")
 """Values of ``objective_weighting``."""
 
 
-class PretrainTask(L.LightningModule):
+class PretrainTask(SelfDescribingTask, L.LightningModule):
     """Pretrains the injected backbone with Clover's objective; validates by zero-shot text-to-video retrieval.
 
     Per step (full objective): two video passes (complete and masked), two text passes (complete and masked) and
@@ -64,13 +66,15 @@ class PretrainTask(L.LightningModule):
         lr_schedule: ``"warmup_cosine"`` (default: warmup to ``lr``, then cosine over the remaining steps) or
             ``"release"`` (the release's cosine from step 0 with the warmup multiplying it; the published configs).
         min_lr_ratio: start and end of the schedule, as a fraction of ``lr``.
-        max_skip_rate: stop the run when more than this fraction of the samples read so far were skipped (bad
-            videos, empty captions, ...), once at least ``skip_check_after`` samples were read.
-        skip_check_after: samples read before the skip rate is checked.
         step_seeded: reseed torch's generator from (``seed``, global step) before each step, so dropout and
             drop-path do not depend on history and a resumed run repeats an uninterrupted one exactly.
         seed: base of the per-step seed.
+
+    ``PretrainTask.load_from_checkpoint(path)`` rebuilds the task from its checkpoint alone (the backbone is
+    described in it); ``bert_path`` is then not read again.
     """
+
+    WEIGHT_ARGUMENTS = ("bert_path",)
 
     def __init__(
         self,
@@ -98,8 +102,6 @@ class PretrainTask(L.LightningModule):
         warmup_steps: int | None = None,
         lr_schedule: str = "warmup_cosine",
         min_lr_ratio: float = 1e-3,
-        max_skip_rate: float = 0.2,
-        skip_check_after: int = 1000,
         step_seeded: bool = True,
         seed: int = 0,
     ) -> None:
@@ -125,7 +127,12 @@ class PretrainTask(L.LightningModule):
         self.fused_heads = FusedHeads(backbone.text_dim, embed_dim) if self.use_fused else None
         self.mlm_head = None
         if use_mlm:
-            self.mlm_head = MLMHead(backbone.text_dim, backbone.text.vocab_size, pretrained_path=bert_path)
+            self.mlm_head = MLMHead(
+                backbone.text_dim,
+                backbone.text.vocab_size,
+                pretrained_path=bert_path,
+                layer_norm_eps=backbone.text.bert.config.layer_norm_eps,
+            )
             if self.mlm_head.decoder.out_features != backbone.text.vocab_size:
                 raise ValueError(
                     f"MLM head vocabulary ({self.mlm_head.decoder.out_features}) differs from the text encoder's "
@@ -141,9 +148,10 @@ class PretrainTask(L.LightningModule):
         self.contrastive_loss = VideoTextContrastiveLoss(temperature=temperature)
         self.mlm_loss = MaskedLanguageModelingLoss(gamma=focal_gamma)
         self._validation = EmbeddingCollector()
-        self.skipped: dict[str, int] = {}
-        self.samples_read = 0
-        self.samples_skipped = 0
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Normalise uint8 clips on the device, batched (the lean sample path; float clips pass unchanged)."""
+        return normalize_batch_video(batch)
 
     # ---------------------------------------------------------------- training
     def on_train_batch_start(self, batch: PretrainBatch, batch_idx: int) -> None:
@@ -230,37 +238,7 @@ class PretrainTask(L.LightningModule):
             for name, value in terms.items()
         }
         self.log_dict(logged, batch_size=batch["video"].shape[0])
-        self.count_skips(batch["video"].shape[0], batch.get("skipped", {}))
         return terms["loss"]
-
-    def count_skips(self, used: int, skipped: dict[str, int]) -> None:
-        """Add a batch's skips to the epoch's counts; stop when the skip rate passes ``max_skip_rate``."""
-        for reason, count in skipped.items():
-            self.skipped[reason] = self.skipped.get(reason, 0) + int(count)
-        lost = sum(int(count) for count in skipped.values())
-        self.samples_read += used + lost
-        self.samples_skipped += lost
-        rate = self.samples_skipped / max(1, self.samples_read)
-        if self.samples_read >= self.hparams.skip_check_after and rate > self.hparams.max_skip_rate:
-            raise RuntimeError(
-                f"stopping: {self.samples_skipped} of {self.samples_read} samples read were skipped ({rate:.1%}, "
-                f"above model.init_args.max_skip_rate={self.hparams.max_skip_rate}); skipped this epoch by "
-                f"reason: {dict(sorted(self.skipped.items()))}. Check the shards (clover-pl prepare ... --verify)."
-            )
-
-    def on_train_epoch_end(self) -> None:
-        """Log and print the samples skipped this epoch (bad videos, empty captions, ...), summed over ranks."""
-        counts = torch.tensor([float(self.skipped.get(reason, 0)) for reason in SKIP_REASONS], device=self.device)
-        if self.trainer.world_size > 1:
-            counts = self.all_gather(counts).sum(dim=0)
-        totals = {reason: int(count) for reason, count in zip(SKIP_REASONS, counts.tolist(), strict=True)}
-        # Every rank logs the same keys (a fixed list), so no rank waits on a key another never logs.
-        logged = {f"train/skipped_{reason}": float(count) for reason, count in totals.items()}
-        self.log_dict(logged, rank_zero_only=True)
-        skipped = {reason: count for reason, count in totals.items() if count}
-        if skipped:
-            rank_zero_info(f"epoch {self.current_epoch}: skipped samples {skipped}")
-        self.skipped = {}
 
     # -------------------------------------------------------------- validation
     def validation_step(self, batch: RetrievalBatch, batch_idx: int) -> None:
@@ -274,6 +252,13 @@ class PretrainTask(L.LightningModule):
         parts = self._validation.gather()  # every rank takes part, also one that had no held-out shard
         if not parts:
             return
+        # Kept for the retrieval-examples picture (clover_pl.tensorboard.Pictures); CPU, the whole held-out set.
+        self.last_validation_embeddings = {
+            "video": parts["video"],
+            "video_ids": parts["id"],
+            "text": parts["text"],
+            "text_video_ids": parts["id"],
+        }
         metrics = retrieval_evaluation(parts["video"], parts["id"], parts["text"], parts["id"])
         metrics = {k: v for k, v in metrics.items() if not k.startswith("v2t_") and k != "gallery"}
         self.log_dict({f"val/{k}": v.float() for k, v in metrics.items()})

@@ -15,6 +15,8 @@ from clover_pl.models import CloverBackbone, DualEncoderHeads
 from clover_pl.models.load_report import LoadReport
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
 from clover_pl.tasks.optimization import check_schedule_arguments, configure_from_hparams, step_seed
+from clover_pl.tasks.pixels import normalize_batch_video
+from clover_pl.tasks.self_describing import SelfDescribingTask
 from clover_pl.tasks.transfer import read_lightning_state, select_transfer
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ def select_dual_encoder(
     return select_transfer(state, target, {prefix: prefix for prefix in TRANSFERRED}, origin)
 
 
-class RetrievalTask(L.LightningModule):
+class RetrievalTask(SelfDescribingTask, L.LightningModule):
     """Fine-tunes and evaluates text-video retrieval through the dual encoders only (no fusion re-ranking).
 
     Training: symmetric InfoNCE over the batch (gathered across GPUs with a correct gradient), temperature 0.05.
@@ -68,7 +70,13 @@ class RetrievalTask(L.LightningModule):
             ``"release"`` (the release's cosine from step 0 with the warmup multiplying it; the published configs).
         min_lr_ratio: end of the cosine schedule, as a fraction of ``lr`` (0 in the release).
         seed: base of the per-step seed of dropout and drop-path (a resumed run repeats an uninterrupted one).
+        allow_random_init: let ``fit`` start without pretrained weights (no ``init_from``, no ``--ckpt_path``, and
+            not both a Swin checkpoint and a BERT directory in the backbone); otherwise fit stops, naming
+            ``init_from``.
     """
+
+    WEIGHT_ARGUMENTS = ("init_from",)
+    GUARDED = True
 
     def __init__(
         self,
@@ -85,6 +93,7 @@ class RetrievalTask(L.LightningModule):
         lr_schedule: str = "warmup_cosine",
         min_lr_ratio: float = 0.0,
         seed: int = 0,
+        allow_random_init: bool = False,
     ) -> None:
         super().__init__()
         check_schedule_arguments(lr_schedule, warmup_fraction, warmup_steps)
@@ -132,6 +141,10 @@ class RetrievalTask(L.LightningModule):
         if input_ids is not None:
             text_embedding = self.heads.project_text(self.backbone.encode_text(input_ids, attention_mask))
         return video_embedding, text_embedding
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """Normalise uint8 clips on the device, batched (the lean sample path; float clips pass unchanged)."""
+        return normalize_batch_video(batch)
 
     def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Seed dropout and drop-path from the step."""

@@ -6,6 +6,8 @@ import os
 
 import torch
 
+from clover_pl.checkpoint_load import load_checkpoint_file
+from clover_pl.errors import UserError
 from clover_pl.models.load_report import LoadReport
 
 
@@ -18,17 +20,14 @@ def read_lightning_state(path: str, key: str = "model.init_args.init_from") -> d
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not a readable Lightning checkpoint.
+        UserError: not a readable Lightning checkpoint (a ``ValueError``).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path} ({key})")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any reader failure means the same thing to the user
-        raise ValueError(f"{path} is not a readable checkpoint: {error}") from error
+    checkpoint = load_checkpoint_file(path, key)  # local, weights_only=True; UserError naming the file
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
-        raise ValueError(f"{path} has no state_dict: not a Lightning checkpoint")
+        raise UserError(f"{key} {path}: has no state_dict, not a Lightning checkpoint")
     return state
 
 

@@ -19,6 +19,8 @@ from clover_pl.models.load_report import LoadReport
 from clover_pl.tasks.answerers import Answerer, SimilarityChoiceAnswerer
 from clover_pl.tasks.evaluation import EmbeddingCollector
 from clover_pl.tasks.optimization import check_schedule_arguments, configure_from_hparams, step_seed
+from clover_pl.tasks.pixels import normalize_batch_video
+from clover_pl.tasks.self_describing import SelfDescribingTask
 from clover_pl.tasks.transfer import read_lightning_state, select_transfer
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,7 @@ NEW_IN_QA = ("backbone.fusion.extra_cls",)
 """Backbone keys a pretraining checkpoint lacks and a VideoQA task may add (fill-in-the-blank's learned CLS)."""
 
 
-class VideoQATask(L.LightningModule):
+class VideoQATask(SelfDescribingTask, L.LightningModule):
     """Answers questions about videos with the shared backbone and a setting-specific answerer.
 
     Training: cross-entropy of the answerer's scores (answer vocabulary, or K candidates) against the label.
@@ -56,7 +58,14 @@ class VideoQATask(L.LightningModule):
         min_lr_ratio: end of the cosine schedule as a fraction of ``lr`` (0 in the release).
         predictions_dir: where the per-question predictions go; None: ``<default_root_dir>/predictions``.
         seed: base of the per-step seed of dropout and drop-path.
+        allow_random_init: let ``fit`` start without pretrained weights (no ``init_from``, no ``--ckpt_path``, and
+            not both a Swin checkpoint and a BERT directory in the backbone); otherwise fit stops, naming
+            ``init_from``.
     """
+
+    MODULE_ARGUMENTS = ("backbone", "answerer")
+    WEIGHT_ARGUMENTS = ("init_from",)
+    GUARDED = True
 
     def __init__(
         self,
@@ -74,6 +83,7 @@ class VideoQATask(L.LightningModule):
         min_lr_ratio: float = 0.0,
         predictions_dir: str | None = None,
         seed: int = 0,
+        allow_random_init: bool = False,
     ) -> None:
         super().__init__()
         check_schedule_arguments(lr_schedule, warmup_fraction, warmup_steps)
@@ -174,6 +184,10 @@ class VideoQATask(L.LightningModule):
             name: batch[name][readable] for name in ("input_ids", "attention_mask", "mask_position") if name in batch
         }
         return self.answerer(self.backbone, tokens, inputs)
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """Normalise uint8 clips on the device, batched (the lean sample path; float clips pass unchanged)."""
+        return normalize_batch_video(batch)
 
     def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Seed dropout and drop-path from the step."""
