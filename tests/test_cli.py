@@ -30,6 +30,7 @@ def test_wrong_key_names_itself(capsys: pytest.CaptureFixture[str]) -> None:
     assert "max_stepz" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_script_is_installed() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "clover_pl", "--help"], capture_output=True, text=True, timeout=120, check=False

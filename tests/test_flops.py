@@ -138,6 +138,7 @@ SWITCHES = {
     [pytest.param({}, id="full")]
     + [pytest.param(value, id=name, marks=pytest.mark.slow) for name, value in SWITCHES.items()],
 )
+@pytest.mark.slow
 def test_training_step_equals_flop_counter_mode(switches: dict[str, bool]) -> None:
     """Forward and backward of the real objective, one pass per switch setting."""
     ranking = switches.get("use_masked", True) and switches.get("use_tma", True)

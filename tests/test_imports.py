@@ -3,6 +3,8 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import clover_pl
 
 
@@ -13,6 +15,7 @@ def test_every_module_imports() -> None:
         importlib.import_module(name)
 
 
+@pytest.mark.slow
 def test_timm_and_torchvision_are_never_imported() -> None:
     # Both break on these machines (see the README); nothing on our import path may pull them in.
     code = (

@@ -73,6 +73,7 @@ def test_speed_monitor_logs_nothing_on_other_ranks() -> None:
     assert monitor.last_metrics["perf/tflops"] > 0
 
 
+@pytest.mark.slow
 def test_compile_encoders_compiles_in_place() -> None:
     task = PretrainTask(clover_tiny(), embed_dim=64)
     names = list(task.state_dict())
@@ -99,6 +100,7 @@ def test_compiled_text_encoder_matches_eager() -> None:
     torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_swin_checkpointing_per_stage_keeps_the_gradients() -> None:
     torch.manual_seed(0)
     task = PretrainTask(clover_tiny(), embed_dim=64).train()

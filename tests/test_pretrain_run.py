@@ -36,6 +36,7 @@ def losses(folder: Path) -> dict[int, float]:
     return values
 
 
+@pytest.mark.slow
 def test_tiny_fit_through_the_cli(synthetic_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLOVER_OUT", str(tmp_path))
     main(tiny_run(synthetic_data, tmp_path, "--trainer.val_check_interval=2"))
@@ -49,6 +50,7 @@ def test_tiny_fit_through_the_cli(synthetic_data: Path, tmp_path: Path, monkeypa
     [(6, "--trainer.limit_val_batches=0"), (3, "--trainer.val_check_interval=3")],
     ids=["end_of_epoch", "mid_epoch"],
 )
+@pytest.mark.slow
 def test_resume_repeats_the_uninterrupted_run(
     synthetic_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt: int, validation: str
 ) -> None:
@@ -124,6 +126,7 @@ def test_retrieval_fine_tuning_beats_zero_shot(
     assert after["t2v_median_rank"] <= before["t2v_median_rank"]
 
 
+@pytest.mark.slow
 def test_predict_exports_embeddings_with_ids(
     synthetic_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -124,6 +124,7 @@ def run_epoch(**settings) -> tuple[dict[str, list[int]], dict[str, int]]:
     return {source: sorted(keys) for source, keys in ids.items()}, {reason: n for reason, n in skipped.items() if n}
 
 
+@pytest.mark.slow
 def test_an_epoch_over_the_zoo_keeps_every_good_sample_and_counts_every_bad_one(tmp_path: Path) -> None:
     videos = [name for name in CASES if case(name).member == "mp4"]
     images = [name for name in CASES if case(name).member != "mp4"]

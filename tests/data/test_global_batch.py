@@ -46,6 +46,7 @@ def test_an_allowed_mismatch_warns_and_runs() -> None:
         check_global_batch(trainer(8, 1), 32, 1024, True)
 
 
+@pytest.mark.slow
 def test_fit_stops_before_reading_any_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Through the CLI: the quickstart declared as a 1,024-clip run stops in setup, before shards are opened."""
     monkeypatch.setenv("CLOVER_OUT", str(tmp_path / "out"))

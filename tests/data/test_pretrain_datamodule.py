@@ -71,6 +71,7 @@ def test_an_epoch_sees_every_sample_exactly_once(synthetic_data: Path) -> None:
     assert sorted(images) == sorted(keys(module.hparams.image_shards))
 
 
+@pytest.mark.slow
 def test_order_is_seeded_and_changes_every_epoch(synthetic_data: Path) -> None:
     module = datamodule(synthetic_data)
     first = [batch["id"].tolist() for batch in epoch_batches(module, 0)]
@@ -145,6 +146,7 @@ def test_two_ranks_with_two_workers_cover_the_epoch_exactly_once(
     assert sorted(seen["image"]) == sorted(keys(module.hparams.image_shards))
 
 
+@pytest.mark.slow
 def test_mid_epoch_state_continues_without_replay_or_loss(synthetic_data: Path) -> None:
     first = datamodule(synthetic_data)
     mixer = first.train_dataloader()
@@ -160,6 +162,7 @@ def test_mid_epoch_state_continues_without_replay_or_loss(synthetic_data: Path) 
     assert head + tail == whole
 
 
+@pytest.mark.slow
 def test_weighted_schedule_follows_the_weights(synthetic_data: Path) -> None:
     module = datamodule(synthetic_data, schedule="weighted", weights=[1.0, 0.0], batch_size=2)
     frames = [batch["video"].shape[1] for batch in module.train_dataloader()]

@@ -163,6 +163,7 @@ def test_evaluation_captions_have_their_own_length(root: str, clips: dict) -> No
     assert test_batch["input_ids"][0].tolist() == expected
 
 
+@pytest.mark.slow
 def test_every_video_once_over_two_ranks_and_two_workers(
     clips: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -79,6 +79,7 @@ def _worker(rank: int, out_dir: str) -> None:
 
 
 @pytest.mark.timeout(400)
+@pytest.mark.slow
 def test_two_ranks_match_one_process_with_the_whole_batch(tmp_path: Path, run_ranks) -> None:
     run_ranks(_worker, args=(str(tmp_path),), nprocs=WORLD_SIZE, timeout=330)
 

@@ -39,6 +39,7 @@ def test_masked_video_changes_the_tokens(tiny_backbone: CloverBackbone) -> None:
     assert not torch.allclose(tiny_backbone.encode_video(video, mask), tiny_backbone.encode_video(video))
 
 
+@pytest.mark.slow
 def test_backward_reaches_every_parameter() -> None:
     backbone = clover_backbone("tiny").train()
     video, ids, mask = tiny_inputs()

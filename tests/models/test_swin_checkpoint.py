@@ -113,6 +113,7 @@ def test_missing_path(tmp_path):
         load_video_swin_checkpoint(tiny(seed=0), path)
 
 
+@pytest.mark.slow
 def test_window_change_interpolates_the_bias_table(tmp_path):
     path = tmp_path / "base_window.pth"
     source = tiny(seed=1, window_size=(8, 7, 7), mask_token=False)

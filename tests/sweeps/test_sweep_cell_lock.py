@@ -9,6 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from sweep_helpers import FakeLaunch, fake_checkpoint, sweep
 
 from clover_pl.sweeps import ResultStore, expand
@@ -48,6 +49,7 @@ def test_a_locked_folder_is_refused_until_released(tmp_path: Path) -> None:
         assert again is not None
 
 
+@pytest.mark.slow
 def test_the_child_keeps_the_lock_after_the_sweep_lets_go(tmp_path: Path) -> None:
     folder = str(tmp_path / "cell")
     started = tmp_path / "started"

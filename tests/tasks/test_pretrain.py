@@ -82,6 +82,7 @@ def test_baseline_is_pairwise_contrastive_plus_mlm() -> None:
     torch.testing.assert_close(out["loss"], out["contrastive"] + out["mlm"])
 
 
+@pytest.mark.slow
 def test_an_image_batch_runs_the_same_step() -> None:
     model = task()
     out = model.compute_losses(batch(frames=1))

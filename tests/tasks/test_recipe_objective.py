@@ -57,6 +57,7 @@ def combination_id(values: tuple[bool, ...]) -> str:
 
 
 @pytest.mark.parametrize("values", QUICK, ids=combination_id)
+@pytest.mark.slow
 def test_trainable_parameters_get_gradients_where_switches_freeze(values: tuple[bool, ...]) -> None:
     check_gradients_reach_every_trainable_parameter(values)
 

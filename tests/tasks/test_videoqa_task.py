@@ -28,6 +28,7 @@ def _texts(choices: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, mask
 
 
+@pytest.mark.slow
 def test_fused_choice_equals_a_naive_loop_over_candidates() -> None:
     task = VideoQATask(clover_tiny(), FusedChoiceAnswerer(hidden_dim=16)).eval()
     ids, mask = _texts(K)
@@ -45,6 +46,7 @@ def test_fused_choice_equals_a_naive_loop_over_candidates() -> None:
     torch.testing.assert_close(scores, naive, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_views_are_averaged_after_the_video_encoder() -> None:
     task = VideoQATask(clover_tiny(), OpenEndedAnswerer(num_answers=7, hidden_dim=16)).eval()
     ids, mask = _texts()
