@@ -7,7 +7,8 @@ each run through ``clover-pl fit`` / ``test`` / ``validate`` in its own process,
 
 from clover_pl.sweeps.config import Benchmark, Setting, SweepConfig, SweepConfigError, Training, load_sweep
 from clover_pl.sweeps.grid import Cell, expand
-from clover_pl.sweeps.report import build_table, write_report
+from clover_pl.sweeps.publish import write_report
+from clover_pl.sweeps.report import build_table
 from clover_pl.sweeps.store import ResultStore
 
 __all__ = [

@@ -21,7 +21,7 @@ from typing import Any
 from clover_pl.sweeps.checks import cell_commands, check_cells
 from clover_pl.sweeps.config import SweepConfig, SweepConfigError, load_sweep
 from clover_pl.sweeps.grid import Cell, expand
-from clover_pl.sweeps.report import write_report
+from clover_pl.sweeps.publish import write_report
 from clover_pl.sweeps.runner import cell_dir, process_rank, run_cells
 from clover_pl.sweeps.store import OK, ResultStore
 

@@ -13,7 +13,6 @@ Files written to the sweep directory: ``results.md``, ``results.csv``, ``plots/*
 from __future__ import annotations
 
 import csv
-import os
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,21 +207,3 @@ def write_csv(table: Table, path: str) -> None:
 
 def _csv(value: float | None) -> str:
     return "" if value is None else repr(float(value))
-
-
-def write_report(
-    sweep: SweepConfig, cells: list[Cell], records: dict[str, dict[str, Any]], figures: bool = True
-) -> tuple[Table, str]:
-    """Write ``results.md``, ``results.csv`` and (``figures``) the plots and TensorBoard view; return the table."""
-    table = build_table(sweep, cells, records)
-    os.makedirs(sweep.output_dir, exist_ok=True)
-    markdown = to_markdown(table)
-    with open(os.path.join(sweep.output_dir, "results.md"), "w", encoding="utf-8") as stream:
-        stream.write(markdown)
-    write_csv(table, os.path.join(sweep.output_dir, "results.csv"))
-    if figures:
-        from clover_pl.sweeps.figures import write_plots, write_tensorboard
-
-        plots = write_plots(table, os.path.join(sweep.output_dir, "plots"))
-        write_tensorboard(table, os.path.join(sweep.output_dir, "tensorboard"), plots)
-    return table, markdown
