@@ -277,3 +277,15 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert manifest["splits"]["train"]["urls"] == "webvid/{00000..00001}.tar"
     assert os.path.isfile(tmp_path / "heldout" / "retrieval.jsonl")
     assert "validation" in capsys.readouterr().out
+
+
+def test_rendering_reports_progress_per_split_against_its_total(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOVER_PROGRESS_INTERVAL", "0")  # a plain line per update (stderr is not a terminal here)
+    prepare_synthetic(str(tmp_path), seed=0, **TINY)
+    err = capsys.readouterr().err
+    for split, total in (("train", 8), ("images", 4), ("validation", 4), ("heldout", 8)):
+        lines = [line for line in err.splitlines() if line.startswith(f"synthetic {split}: ")]
+        assert lines, f"no progress for {split}"
+        assert lines[-1].startswith(f"synthetic {split}: {total}/{total} (100%)")

@@ -63,6 +63,7 @@ from clover_pl.prepare.synthetic.scene import (
     Track,
     sample_scene,
 )
+from clover_pl.progress import progress
 
 __all__ = [
     "ACTIONS",
@@ -199,7 +200,12 @@ def prepare_synthetic(
         folder = os.path.join(out, split.folder)
         _remove_stale_shards(folder)
         paths = write_shards(
-            _samples(split, seed, size, frames, fps, records),
+            progress(
+                _samples(split, seed, size, frames, fps, records),
+                total=split.count,
+                desc=f"synthetic {split.name}",
+                unit=split.kind,
+            ),
             folder,
             split.samples_per_shard,
             split.kind,
