@@ -45,6 +45,8 @@ KNOWN_MESSAGES = [
     "The dirpath has changed from '/a' to '/b', therefore `best_model_score`, ... won't be reloaded.",
     "Couldn't infer the batch indices fetched from your dataloader: `DataLoader`",
     "Trainer already configured with model summary callbacks: [<class 'x'>]. Skipping setting a default",
+    "You have overridden `on_after_batch_transfer` in `LightningModule` but have passed in a `LightningDataModule`."
+    " It will use the implementation from `LightningModule` instance.",
 ]
 
 

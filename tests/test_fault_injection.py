@@ -74,7 +74,7 @@ def fit(data: Path, out: Path, *extra: str, every: int = 1, timeout: float = 300
         f"--data.init_args.tokenizer={data}/vocab.txt",
         f"--data.init_args.video_shards={data}/webvid/{{00000..00003}}.tar",
         f"--data.init_args.image_shards={data}/cc3m/{{00000..00001}}.tar",
-        f"--data.init_args.validation_shards={data}/heldout/{{00004..00005}}.tar",
+        f"--data.init_args.validation_shards={data}/validation/{{00004..00005}}.tar",
         "--data.init_args.batch_size=4",
         "--data.init_args.validation_batch_size=4",
         f"--trainer.max_steps={STEPS}",

@@ -24,6 +24,11 @@ KNOWN_NOISE: dict[str, str] = {
     r"Couldn't infer the batch indices fetched from your dataloader": "predict over an iterable (shard) dataset",
     # CloverCLI adds its own ModelSummary (no "Total Flops: 0"); Lightning announces that it then adds none.
     r"Trainer already configured with model summary callbacks": "clover-pl replaced the default summary itself",
+    # The tasks normalise uint8 clips on the device in on_after_batch_transfer (the lean data path), by design for every
+    # datamodule; Lightning warns whenever a model hook of that name meets a datamodule.
+    r"You have overridden `on_after_batch_transfer` in `LightningModule` but have passed in a `LightningDataModule`": (
+        "the tasks' device-side normalisation is meant to run for every datamodule"
+    ),
 }
 """Regular expression (matched at the start of the message) -> why the user cannot act on it."""
 
