@@ -8,6 +8,7 @@
 """
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from video2dataset_writer import write_video2dataset_shard
 from clover_pl.cli import main
 from clover_pl.data.shards import iter_shard
 from clover_pl.data.skip_ledger import EmptyEpoch
+from clover_pl.errors import UserError
 from test_pretrain_run import losses, tiny_run
 
 SOURCES, WORKERS = 2, 2  # the quickstart: video and image shards, 2 workers each
@@ -120,7 +122,7 @@ def test_extending_max_steps_twice_repeats_the_uninterrupted_run(
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_unreadable_shards_stop_the_fit_with_an_error_naming_them(
-    synthetic_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    synthetic_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -130,9 +132,14 @@ def test_unreadable_shards_stop_the_fit_with_an_error_naming_them(
     run = tiny_run(synthetic_data, tmp_path, f"--data.init_args.video_shards={bad}/{{00000..00001}}.tar")
     run += ["--data.init_args.image_shards=null", "--data.init_args.validation_shards=null"]
     start = time.monotonic()
-    with pytest.raises(EmptyEpoch, match=r"no batch.*00000\.tar.*00001\.tar.*'corrupt_tar': 2"):
+    with pytest.raises(SystemExit) as exit_info:  # a user's data problem: one line, exit 2, no traceback
         main(run)
+    assert exit_info.value.code == 2
     assert time.monotonic() - start < 120  # the whole fit, start-up included, on a loaded 2-core machine
+    error = capsys.readouterr().err
+    assert re.search(r"^error: epoch 0 produced no batch.*00000\.tar.*00001\.tar.*'corrupt_tar': 2", error, re.M)
+    assert "Traceback" not in error
+    assert issubclass(EmptyEpoch, UserError)
 
 
 @pytest.mark.slow
