@@ -55,7 +55,7 @@ def run(data: str, steps: int, every: int, pictures: bool) -> dict[str, float]:
             f"--data.init_args.tokenizer={data}/vocab.txt",
             f"--data.init_args.video_shards={data}/webvid/{{00000..00007}}.tar",
             f"--data.init_args.image_shards={data}/cc3m/{{00000..00003}}.tar",
-            f"--data.init_args.validation_shards={data}/heldout/{{00008..00011}}.tar",
+            f"--data.init_args.validation_shards={data}/validation/{{00008..00009}}.tar",
             f"--trainer.max_steps={steps}",
             f"--trainer.val_check_interval={every}",
             "--trainer.enable_progress_bar=false",
