@@ -82,4 +82,4 @@ def test_synthetic_setting_learns_from_the_quickstart(
     assert [p["question_id"] for p in predictions] == [q["question_id"] for q in test_questions]
     assert sum(p["correct"] for p in predictions) == pytest.approx(metrics["accuracy"] * len(predictions) / 100)
     if setting == "open_ended":
-        assert {f"accuracy_{t}" for t in ("color", "count", "background")} <= set(metrics)
+        assert {f"accuracy_{t}" for t in ("object", "material", "action", "count", "ground")} <= set(metrics)
