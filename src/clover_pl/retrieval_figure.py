@@ -9,10 +9,10 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
 from clover_pl.pictures import RetrievalExample
-from clover_pl.validation_gallery import ValidationGallery
+from clover_pl.validation_gallery import GalleryCollector, ValidationGallery
 
 
-class RetrievalFigure(L.Callback):
+class RetrievalFigure(GalleryCollector):
     """Write one PNG when fitting ends and print its path (global rank zero).
 
     The PNG shows held-out text-to-video R@1/5/10 at every validation, and the last validation's top-5 clips for a
@@ -44,23 +44,6 @@ class RetrievalFigure(L.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Continue the curve of a resumed run."""
         self.history = list(state_dict.get("history", []))
-
-    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Start a new gallery."""
-        self.gallery.reset()
-
-    def on_validation_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        """Keep the batch's thumbnails and captions."""
-        if trainer.is_global_zero and not trainer.sanity_checking:
-            self.gallery.add(batch)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Add the validation's point to the curve; rank the example queries."""

@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
-from clover_pl.validation_gallery import ValidationGallery
+from clover_pl.validation_gallery import GalleryCollector, ValidationGallery
 
 
 def tensorboard_loggers(trainer: L.Trainer) -> list[TensorBoardLogger]:
@@ -78,7 +78,7 @@ class SelectionMetricHParams(L.Callback):
                 writer.add_summary(summary)
 
 
-class Pictures(L.Callback):
+class Pictures(GalleryCollector):
     """At each validation, log two images to TensorBoard (global rank zero).
 
     - ``pictures/training_clips``: the last training batch's first clips as the model received them (frames after
@@ -111,6 +111,10 @@ class Pictures(L.Callback):
         self.last_seconds = 0.0
         self._warned = False
 
+    def collecting(self) -> bool:
+        """Held-out clips are kept only when retrieval examples are drawn."""
+        return self.num_queries > 0
+
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
@@ -127,23 +131,6 @@ class Pictures(L.Callback):
             for key, value in batch.items()
             if isinstance(value, torch.Tensor)
         }
-
-    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Start a new gallery."""
-        self.gallery.reset()
-
-    def on_validation_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        """Keep the batch's thumbnails and captions."""
-        if self.num_queries > 0 and trainer.is_global_zero and not trainer.sanity_checking:
-            self.gallery.add(batch)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Draw and log both pictures."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 
@@ -75,3 +76,33 @@ class ValidationGallery:
             captions,
             top_k,
         )
+
+
+class GalleryCollector(L.Callback):
+    """A callback that fills ``self.gallery`` (a :class:`ValidationGallery`) with the held-out clips of each validation.
+
+    Collects on the main process only, never during the sanity check, and only while :meth:`collecting` says so.
+    """
+
+    gallery: ValidationGallery
+
+    def collecting(self) -> bool:
+        """Whether this validation's clips are needed (subclasses that may draw nothing say so here)."""
+        return True
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Start a new gallery."""
+        self.gallery.reset()
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Keep the batch's thumbnails and captions."""
+        if self.collecting() and trainer.is_global_zero and not trainer.sanity_checking:
+            self.gallery.add(batch)
