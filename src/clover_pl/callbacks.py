@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -15,7 +15,10 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from clover_pl.files import atomic_open, remove_stale_partials
+from clover_pl.models.backbone import CloverBackbone
+from clover_pl.models.video_swin import BasicLayer
 from clover_pl.tasks.base import task_results
+from clover_pl.trainer_attributes import attached_datamodule, fast_dev_run, log_every_n_steps
 
 
 class RetrievalReport(L.Callback):
@@ -94,7 +97,7 @@ class EmbeddingWriter(BasePredictionWriter):
         video_index = video_index[keep]
         text_order = torch.argsort(parts["text_video_index"], stable=True)
         text_video_index = torch.searchsorted(video_index, parts["text_video_index"][text_order])
-        records = getattr(trainer.datamodule, "records", {}).get("predict")
+        records = getattr(attached_datamodule(trainer), "records", {}).get("predict")
         video_ids = [records[int(i)]["video_id"] for i in video_index] if records else video_index.tolist()
         captions = [caption for i in video_index for caption in records[int(i)]["captions"]] if records else []
         if trainer.global_rank != 0:
@@ -161,7 +164,7 @@ class MetricsFile(L.Callback):
         self._write(trainer)
 
     def _record(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        metrics = task_results(pl_module, stage)
+        metrics: Mapping[str, float | torch.Tensor] | None = task_results(pl_module, stage)
         if not metrics:
             prefix = f"{stage}/"
             metrics = {
@@ -257,7 +260,7 @@ class SpeedMonitor(L.Callback):
     ) -> None:
         """Log the window's averages once it is full."""
         self._batches += 1
-        if self._batches < (self.window or trainer.log_every_n_steps):
+        if self._batches < (self.window or log_every_n_steps(trainer)):
             return
         seconds = time.perf_counter() - self._start
         metrics = {"perf/clips_per_s": self._clips * trainer.world_size / seconds}
@@ -305,7 +308,10 @@ class CompileEncoders(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Compile before the strategy wraps the model (DDP then reduces the compiled encoders' gradients)."""
-        compile_encoders(pl_module.backbone, self.parts, self.mode, self.dynamic)
+        backbone = pl_module.backbone
+        if not isinstance(backbone, torch.nn.Module):
+            raise TypeError(f"CompileEncoders compiles a module's backbone, got a {type(backbone).__name__}")
+        compile_encoders(backbone, self.parts, self.mode, self.dynamic)
 
 
 class SwinActivationCheckpointing(L.Callback):
@@ -324,10 +330,14 @@ class SwinActivationCheckpointing(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Set each stage's checkpointing switch."""
-        layers = pl_module.backbone.video.layers
+        backbone = pl_module.backbone
+        if not isinstance(backbone, CloverBackbone):
+            raise TypeError(f"SwinActivationCheckpointing needs a CloverBackbone, got a {type(backbone).__name__}")
+        layers = backbone.video.layers
         if self.stages is not None and any(not 0 <= index < len(layers) for index in self.stages):
             raise ValueError(f"stages {list(self.stages)} out of range for a {len(layers)}-stage video encoder")
         for index, layer in enumerate(layers):
+            assert isinstance(layer, BasicLayer)  # a Video Swin stage
             layer.use_checkpoint = self.stages is None or index in self.stages
 
 
@@ -357,7 +367,7 @@ class ModelCheckpoint(L.pytorch.callbacks.ModelCheckpoint):
         super().on_exception(trainer, pl_module, exception)
         if not isinstance(exception, SIGTERMException) or not self.save_last or trainer.state.fn != "fit":
             return
-        if trainer.sanity_checking or trainer.fast_dev_run:
+        if trainer.sanity_checking or fast_dev_run(trainer):
             return
         if self._last_global_step_saved == trainer.global_step and self._last_checkpoint_saved == self.last_model_path:
             rank_zero_info(f"SIGTERM: the state at step {trainer.global_step} is saved already")

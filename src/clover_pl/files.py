@@ -81,7 +81,7 @@ def remove_stale_partials(folder: str) -> list[str]:
 
     Call it when no other process writes into ``folder`` (at the start of a run, on the rank that saves).
     """
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(folder)
     except OSError:

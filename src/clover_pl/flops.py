@@ -18,12 +18,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from clover_pl.models.video_swin import clip_window
+from torch import nn
+
+from clover_pl.models.video_swin import BasicLayer, SwinTransformerBlock3D, clip_window
 
 if TYPE_CHECKING:
     from clover_pl.models.backbone import CloverBackbone
+
+_Module = TypeVar("_Module", bound=nn.Module)
 
 
 def linear_flops(tokens: int, in_features: int, out_features: int) -> int:
@@ -75,17 +79,20 @@ class BackboneSizes:
     @classmethod
     def from_backbone(cls, backbone: CloverBackbone) -> BackboneSizes:
         """Read the sizes off a built backbone (works on the meta device too)."""
+        from transformers.models.bert.modeling_bert import BertLayer
+
         video = backbone.video
         first = video.patch_embed.proj
-        mlp = video.layers[0].blocks[0].mlp
+        stages = [_as(BasicLayer, layer) for layer in video.layers]
+        mlp = _as(SwinTransformerBlock3D, stages[0].blocks[0]).mlp
         bert = backbone.text.bert.config
-        fusion_layers = backbone.fusion.encoder.layer
+        fusion_layers = [_as(BertLayer, layer) for layer in backbone.fusion.encoder.layer]
         return cls(
             video=VideoEncoderSizes(
                 patch_size=tuple(first.kernel_size),  # type: ignore[arg-type]
                 in_channels=first.in_channels,
                 embed_dim=video.embed_dim,
-                depths=tuple(len(layer.blocks) for layer in video.layers),
+                depths=tuple(len(stage.blocks) for stage in stages),
                 window_size=video.window_size,
                 mlp_ratio=mlp.fc1.out_features / mlp.fc1.in_features,
             ),
@@ -103,6 +110,13 @@ class BackboneSizes:
                 extra_cls=backbone.fusion.extra_cls is not None,
             ),
         )
+
+
+def _as(kind: type[_Module], module: nn.Module) -> _Module:
+    """``module`` typed as the ``kind`` its container holds (the containers are ``nn.ModuleList``s)."""
+    if not isinstance(module, kind):
+        raise TypeError(f"expected a {kind.__name__}, got a {type(module).__name__}")
+    return module
 
 
 def video_token_grid(sizes: VideoEncoderSizes, frames: int, height: int, width: int) -> tuple[int, int, int]:

@@ -234,12 +234,12 @@ def retrieval_examples(
         top_k: clips kept per query.
     """
     ids = video_ids.tolist()
-    first = {}
+    first: dict[int, int] = {}
     for row, clip in enumerate(ids):
         first.setdefault(clip, row)
     gallery_ids = torch.tensor(list(first))
     gallery = F.normalize(video[list(first.values())].float(), dim=-1)
-    text_rows = {}
+    text_rows: dict[int, int] = {}
     for row, clip in enumerate(text_video_ids.tolist()):
         text_rows.setdefault(clip, row)
     examples = []

@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 from tqdm.std import tqdm
 
 from clover_pl.progress import is_terminal, progress
+from clover_pl.trainer_attributes import log_every_n_steps
 
 
 def _finite(total: float | int | None) -> int | None:
@@ -110,7 +111,7 @@ class StepProgressBar(ProgressBar):
         target = trainer.global_step if bar.total is None else min(trainer.global_step, bar.total)
         if target <= bar.n:
             return
-        if target % max(1, trainer.log_every_n_steps) == 0:  # read metrics only when they are logged anyway
+        if target % max(1, log_every_n_steps(trainer)) == 0:  # read metrics only when they are logged anyway
             bar.set_postfix(self._metrics(trainer), refresh=False)
         bar.update(target - bar.n)
 

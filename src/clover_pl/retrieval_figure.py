@@ -10,6 +10,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from clover_pl.pictures import RetrievalExample
 from clover_pl.tasks.base import task_results
+from clover_pl.trainer_attributes import attached_datamodule
 from clover_pl.validation_gallery import GalleryCollector, ValidationGallery
 
 
@@ -92,7 +93,7 @@ def write_retrieval_figure(
     columns = max((len(example.top_ids) for example in examples), default=0) + 1
     figure = Figure(figsize=(5.0 + 1.35 * columns, max(3.8, 1.55 * rows + 0.5)), dpi=110, layout="constrained")
     if examples:
-        left, right = figure.subfigures(1, 2, width_ratios=[5.0, 1.35 * columns])
+        left, right = figure.subfigures(1, 2, squeeze=False, width_ratios=[5.0, 1.35 * columns])[0]
         draw_retrieval_examples(right, examples, thumbnails, step)
         right.suptitle(f"held-out queries after {step} steps: top clips (green: the true clip)", fontsize=10)
     else:
@@ -105,7 +106,7 @@ def write_retrieval_figure(
 
 
 def _tokenizer(trainer: L.Trainer) -> Any:
-    path = getattr(getattr(trainer.datamodule, "hparams", None), "tokenizer", None)
+    path = getattr(getattr(attached_datamodule(trainer), "hparams", None), "tokenizer", None)
     if not isinstance(path, str):
         return None
     from clover_pl.data.text import load_tokenizer

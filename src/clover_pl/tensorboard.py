@@ -18,6 +18,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
+from clover_pl.trainer_attributes import attached_datamodule
 from clover_pl.validation_gallery import GalleryCollector, ValidationGallery
 
 
@@ -180,7 +181,7 @@ class Pictures(GalleryCollector):
     def tokenizer(self, trainer: L.Trainer) -> Any:
         """The datamodule's tokenizer (``data.init_args.tokenizer``), loaded once; None without one."""
         if self._tokenizer is None:
-            path = getattr(getattr(trainer.datamodule, "hparams", None), "tokenizer", None)
+            path = getattr(getattr(attached_datamodule(trainer), "hparams", None), "tokenizer", None)
             if isinstance(path, str):
                 from clover_pl.data.text import load_tokenizer
 

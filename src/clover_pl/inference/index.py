@@ -11,6 +11,7 @@ The index is one ``torch.save`` file, readable with ``torch.load(path, weights_o
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ def read_texts(path: str) -> list[tuple[str, str]]:
 def build_index(
     embedder: Embedder,
     videos: list[tuple[str, str]],
-    texts: list[tuple[str, str]] = (),
+    texts: Sequence[tuple[str, str]] = (),
     batch_size: int = 16,
     progress: Any = None,
     workers: int = 0,

@@ -18,8 +18,11 @@ from clover_pl.models.backbone import CloverBackbone
 from clover_pl.models.heads import DualEncoderHeads
 from clover_pl.tasks.self_describing import RECORD_KEY, read_checkpoint
 
-TASKS = ("clover_pl.tasks.pretrain.PretrainTask", "clover_pl.tasks.retrieval.RetrievalTask")
-TASKS += ("clover_pl.tasks.videoqa.VideoQATask",)
+TASKS = (
+    "clover_pl.tasks.pretrain.PretrainTask",
+    "clover_pl.tasks.retrieval.RetrievalTask",
+    "clover_pl.tasks.videoqa.VideoQATask",
+)
 HEAD_NAMES = ("heads", "fused_heads", "mlm_head", "answerer")
 """The task attributes that hold heads (also their state-dict prefixes)."""
 
@@ -36,11 +39,12 @@ def load_task(path: str, map_location: Any = "cpu", checkpoint: dict[str, Any] |
         ValueError: the checkpoint does not record its task (written before clover-pl described its model).
     """
     from clover_pl.tasks import PretrainTask, RetrievalTask, VideoQATask
+    from clover_pl.tasks.base import CloverTask
 
     checkpoint = read_checkpoint(path, map_location) if checkpoint is None else checkpoint
-    record = checkpoint.get(RECORD_KEY) or {}
-    classes = dict(zip(TASKS, (PretrainTask, RetrievalTask, VideoQATask), strict=True))
-    task_class = classes.get(record.get("task"))
+    record: dict[str, Any] = checkpoint.get(RECORD_KEY) or {}
+    classes: dict[str, type[CloverTask]] = dict(zip(TASKS, (PretrainTask, RetrievalTask, VideoQATask), strict=True))
+    task_class = classes.get(record.get("task", ""))
     if task_class is None:
         raise ValueError(
             f"{path} does not record which clover-pl task wrote it (a checkpoint from before clover-pl described "
@@ -106,7 +110,7 @@ def settings_from_checkpoint(checkpoint: dict[str, Any], **overrides: Any) -> Em
         ValueError: a setting is neither recorded nor given (the message names the option).
     """
     data = dict(checkpoint.get("datamodule_hyper_parameters") or {})
-    found = {
+    found: dict[str, Any] = {
         "frames": next((data[k] for k in ("test_frames", "validation_frames", "num_frames") if data.get(k)), None),
         "image_size": data.get("image_size"),
         "max_text_length": data.get("max_text_length"),
@@ -125,13 +129,13 @@ def tokenizer_from_checkpoint(checkpoint: dict[str, Any], path: str | None = Non
     Raises:
         ValueError: none of them is available (the message names ``--tokenizer``).
     """
-    from transformers import BertTokenizerFast
+    from transformers import BertTokenizer
 
     if path is not None:
         return load_tokenizer(path)
     vocabulary = (checkpoint.get(RECORD_KEY) or {}).get("vocabulary")
     if vocabulary:
-        return BertTokenizerFast(vocab={token: i for i, token in enumerate(vocabulary)}, do_lower_case=True)
+        return BertTokenizer(vocab={token: i for i, token in enumerate(vocabulary)}, do_lower_case=True)
     recorded = (checkpoint.get("datamodule_hyper_parameters") or {}).get("tokenizer")
     if isinstance(recorded, str) and os.path.exists(recorded):
         return load_tokenizer(recorded)
@@ -189,7 +193,9 @@ class Embedder:
         self.heads = heads.eval().to(self.device)
         self.tokenizer = tokenizer
         self.settings = settings
-        self.embed_dim = int(self.heads.video.layers[4].out_features)
+        output = self.heads.video.layers[4]  # the projection's last Linear
+        assert isinstance(output, nn.Linear)
+        self.embed_dim = output.out_features
 
     @classmethod
     def from_checkpoint(

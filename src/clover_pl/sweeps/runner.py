@@ -302,6 +302,7 @@ def run_cells(
             records = store.latest()  # another job may have finished it
             if records.get(cell.after, {}).get("status") != OK:
                 problem = f"blocked: training cell {cell.after} has not finished ok"
+        record: dict[str, Any] | None
         if problem is not None:
             record = failed_record(cell, problem)
         else:
