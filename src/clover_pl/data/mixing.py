@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 import torch.distributed as dist
@@ -30,7 +30,10 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from clover_pl.data.pipeline import TALLY
 from clover_pl.data.skip_ledger import EmptyEpoch, SkipLedger, SkipRateExceeded
 
-SCHEDULES = ("alternate", "weighted")
+Schedule = Literal["alternate", "weighted"]
+"""How sources share the steps: one batch from each in turn, or each step's source drawn by weight."""
+
+SCHEDULES: tuple[Schedule, ...] = get_args(Schedule)
 SNAPSHOTS_KEPT = 16  # states of recent steps; the trainer is at most its prefetch depth (1) behind the mixer
 
 
@@ -55,7 +58,7 @@ class SourceMixer:
         make_loaders: Callable[[int], list[StatefulDataLoader]],
         current_epoch: Callable[[], int],
         trained_batches: Callable[[], int | None],
-        schedule: str = "alternate",
+        schedule: Schedule = "alternate",
         weights: list[float] | None = None,
         epoch_batches: int | None = None,
         seed: int = 0,
