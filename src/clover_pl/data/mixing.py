@@ -164,6 +164,9 @@ class SourceMixer:
                 )
             if not have:
                 break
+            # `have`: every rank holds a batch, this one included.
+            assert batch is not None
+            assert snapshot is not None
             self._snapshots[index] = snapshot
             self._snapshots.pop(index - SNAPSHOTS_KEPT, None)
             turn, index = (source + 1) % len(loaders), index + 1

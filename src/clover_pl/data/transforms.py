@@ -253,6 +253,7 @@ class ClipTransform:
     def __init__(
         self,
         size: int = 224,
+        *,
         train: bool = True,
         scale: tuple[float, float] = (0.08, 1.0),
         flip: float = 0.0,

@@ -109,7 +109,7 @@ class WebVidConverter:
             raise Dropped("empty_caption")
         data = self.read_video(page_dir, videoid)
         tally.source_bytes += len(data)
-        from clover_pl.data.video import DecodeError  # torch: imported by the workers' first video, not by --help
+        from clover_pl.data.decode_error import DecodeError
 
         try:
             seconds = check_video(data)  # every frame, as the loader decodes them: no clip it would skip is kept
@@ -175,7 +175,7 @@ def reencode_video(data: bytes, settings: Reencode) -> tuple[bytes, float]:
     Raises:
         DecodeError: no video stream, or no frame decoded.
     """
-    from clover_pl.data.video import DecodeError
+    from clover_pl.data.decode_error import DecodeError
 
     output = io.BytesIO()
     with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as source:
