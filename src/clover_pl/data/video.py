@@ -24,7 +24,7 @@ import av
 import numpy as np
 import torch
 
-from clover_pl.data.decode_error import DecodeError
+from clover_pl.data.decode_error import DECODE_ERROR_REASONS, DecodeError
 from clover_pl.data.frame_sampling import SamplingMode, check_sampling, sample_frame_indices
 from clover_pl.data.frame_table import (
     FrameTable,
@@ -34,6 +34,17 @@ from clover_pl.data.frame_table import (
     seek_may_help,
     window_frames,
 )
+
+# The decoding interface, with the error and the sampling it raises and follows.
+__all__ = [
+    "DECODE_ERROR_REASONS",
+    "DEFAULT_SEEK_GAP",
+    "DecodeError",
+    "count_frames",
+    "decode_image",
+    "decode_video",
+    "sample_frame_indices",
+]
 
 DEFAULT_SEEK_GAP = 8
 """Seek only when it skips at least this many frames (8 beat 16 and 32 on 320x240 H.264 at GOP 12 and 30)."""
