@@ -35,8 +35,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import clover_pl
-from clover_pl.data.jsonl import read_checked_jsonl, stored_record, write_text_atomic
+from clover_pl.data.jsonl import read_checked_jsonl, stored_record
 from clover_pl.data.retrieval_manifest import MANIFEST_NAME
+from clover_pl.files import write_text_atomic
 
 SETTINGS = ("open_ended", "multiple_choice", "fill_in_blank")
 """The three VideoQA settings of the spec (table 5.1)."""

@@ -39,6 +39,7 @@ from typing import Any
 import av
 
 import clover_pl
+from clover_pl.files import write_text_atomic
 
 MANIFEST_NAME = "manifest.json"
 MEDIA = {"video": ("mp4",), "image": ("jpg", "jpeg", "png", "webp")}
@@ -97,10 +98,7 @@ def write_manifest(
     }
     manifest["failed_share"] = failed_share(manifest)
     path = os.path.join(out, MANIFEST_NAME)
-    with open(path + ".tmp", "w", encoding="utf-8") as stream:
-        json.dump(manifest, stream, indent=2, ensure_ascii=False)
-        stream.write("\n")
-    os.replace(path + ".tmp", path)
+    write_text_atomic(path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
 
 

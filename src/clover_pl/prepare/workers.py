@@ -32,6 +32,7 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from clover_pl.data.shards import SHARD_DIGITS, make_key, stats_path, write_tar
+from clover_pl.files import remove_stale_partials, write_text_atomic
 from clover_pl.prepare.errors import InputError
 from clover_pl.progress import progress
 
@@ -335,7 +336,8 @@ def _refuse_foreign_shards(out: str) -> None:
 
 def remove_temporary_files(out: str) -> None:
     """Delete the temporary shard, stats and manifest files that an interrupted run left in ``out``."""
-    for name in sorted(os.listdir(out)):
+    remove_stale_partials(out)
+    for name in sorted(os.listdir(out)):  # the ``.tmp`` names of earlier versions
         if _TEMPORARY_FILE.fullmatch(name):
             os.remove(os.path.join(out, name))
 
@@ -349,10 +351,7 @@ def remove_stale_shards(out: str, count: int) -> None:
 
 
 def _write_json(path: str, value: Any) -> None:
-    with open(path + ".tmp", "w", encoding="utf-8") as stream:
-        json.dump(value, stream, indent=4)
-        stream.write("\n")
-    os.replace(path + ".tmp", path)
+    write_text_atomic(path, json.dumps(value, indent=4) + "\n")
 
 
 def summarize(stats: list[dict[str, Any]], out: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
