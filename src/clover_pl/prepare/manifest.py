@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import av
@@ -56,7 +57,7 @@ def write_manifest(
     kind: str,
     layout: str,
     origin: str,
-    source: dict[str, str],
+    source: Mapping[str, str | None],
     settings: dict[str, Any],
     shards: list[dict[str, Any]],
     summary: dict[str, Any],

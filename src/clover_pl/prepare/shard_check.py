@@ -64,7 +64,8 @@ def scan_shard(path: str, kind: str, decode: bool) -> ShardScan:
     shard_id = int(stem) if stem.isdigit() else None
     sources: set[str] = set()
     seen: set[str] = set()
-    key, members, width = None, {}, None
+    key, width = None, None
+    members: dict[str, bytes | None] = {}
 
     def finish() -> None:
         if key is not None:
@@ -271,8 +272,10 @@ def index_shards(
                 refresh=False,
             )
             bar.update(1)
-    entries, problems, status, seconds = [], [], Counter(), []
-    failed_status, skipped = Counter(), Counter()
+    entries, problems, seconds = [], [], []
+    status: Counter[str] = Counter()
+    failed_status: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
     for path in sorted(results):
         scan, shard_problems, stats = results[path]
         url = shard_url(path, out)

@@ -28,6 +28,7 @@ from clover_pl.prepare.qa_common import (
     OPEN_ENDED_SCORING,
     SplitBuilder,
     converter_parser,
+    manifest_sources,
     report,
     require_file,
     require_folder,
@@ -133,8 +134,7 @@ def prepare_tgif_qa(
         f"{os.path.basename(paths['train'])}. There is no official val split: carve one from train for model "
         f"selection (the datamodule does; hcrn holds out 10%), never select on test. {scoring}"
     )
-    sources = {split: os.path.abspath(path) for split, path in paths.items()}
-    sources.update(task=task, videos=os.path.abspath(videos), top_k=top_k if open_ended else None)
+    sources = manifest_sources(paths, task=task, videos=os.path.abspath(videos), top_k=top_k if open_ended else None)
     if open_ended:
         return write_qa_manifest(out, dataset, setting, splits, protocol, problems, sources, top_k=top_k)
     return write_qa_manifest(out, dataset, setting, splits, protocol, problems, sources, num_options=NUM_OPTIONS)

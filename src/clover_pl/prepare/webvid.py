@@ -222,7 +222,7 @@ class _Writer:
     def convert(self, frame: av.VideoFrame) -> av.VideoFrame:
         turns = round(frame.rotation / 90) % 4
         if turns:  # the rotation is display metadata that re-encoding would lose: apply it to the pixels
-            array = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), turns))
+            array = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), turns), dtype=np.uint8)
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
         if self.stream is None:
             width, height = _output_size(frame.width, frame.height, self.short_side)

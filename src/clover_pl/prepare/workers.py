@@ -126,7 +126,9 @@ class ShardTally:
 class RowConverter(Protocol):
     """Turns one input row into the members of one sample (``json`` already serialised), or raises `Dropped`."""
 
-    kind: str
+    @property
+    def kind(self) -> str:
+        """``"video"`` or ``"image"``: the sample's media."""
 
     def __call__(self, index: int, row: Any, key: str, tally: ShardTally) -> dict[str, Any]:
         """The members of row ``index``'s sample, keyed ``key``; adds to ``tally``; raises `Dropped`."""
@@ -307,7 +309,8 @@ def count_lines(path: str) -> int:
 
 def _group(rows: Iterable[tuple[int, Any]], samples_per_shard: int) -> Iterator[tuple[int, list[tuple[int, Any]]]]:
     """Consecutive rows by shard; shards with no row in between come out empty."""
-    current, batch, last_index = 0, [], -1
+    current, last_index = 0, -1
+    batch: list[tuple[int, Any]] = []
     for index, row in rows:
         if index <= last_index:
             raise ValueError(f"row indices must increase: {index} after {last_index}")
@@ -356,7 +359,8 @@ def _write_json(path: str, value: Any) -> None:
 
 def summarize(stats: list[dict[str, Any]], out: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Manifest shard entries and totals (rows, dropped by reason, truncated captions, seconds) from shard stats."""
-    shards, dropped = [], Counter()
+    shards: list[dict[str, Any]] = []
+    dropped: Counter[str] = Counter()
     for shard_id, shard_stats in enumerate(stats):
         url = shard_name(shard_id) + ".tar"
         size = os.path.getsize(os.path.join(out, url))
