@@ -156,7 +156,7 @@ class SourceMixer:
                 except SkipRateExceeded as exceeded:
                     error = exceeded
             # Ranks agree on going on and on stopping, so that no rank is left waiting in a collective.
-            have, stop = ranks_agree(batch is not None, error is not None)
+            have, stop = ranks_agree(have=batch is not None, stop=error is not None)
             if stop:
                 raise error or SkipRateExceeded(
                     "stopping: another rank's skip rate passed data.init_args.max_skip_rate (its message names the "
@@ -247,10 +247,10 @@ def all_ranks_have_a_batch(have: bool) -> bool:
     the epoch ends for everyone when the first rank runs out (the others' last batches are left for the next epoch's
     reshuffle).
     """
-    return ranks_agree(have)[0]
+    return ranks_agree(have=have)[0]
 
 
-def ranks_agree(have: bool, stop: bool = False) -> tuple[bool, bool]:
+def ranks_agree(*, have: bool, stop: bool = False) -> tuple[bool, bool]:
     """(every rank has a next batch, some rank must stop the run): one all-reduce for both."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return have, stop

@@ -174,7 +174,10 @@ class PretrainDataModule(L.LightningDataModule):
         """Check the shard lists and build the pipelines (clear errors before training starts)."""
         if stage == "fit":
             check_global_batch(
-                self.trainer, self.batch_size, self.published_global_batch, self.allow_global_batch_mismatch
+                self.trainer,
+                self.batch_size,
+                self.published_global_batch,
+                allow_mismatch=self.allow_global_batch_mismatch,
             )
         tokenizer = load_tokenizer(self.tokenizer_path)
         tagger = self._tagger() if self.text_masking == "semantic" else None
@@ -244,7 +247,7 @@ class PretrainDataModule(L.LightningDataModule):
         )
         return tagger
 
-    def _loader(self, dataset: ShardPipeline, stateful: bool = False) -> DataLoader:
+    def _loader(self, dataset: ShardPipeline, *, stateful: bool = False) -> DataLoader:
         workers = self.num_workers if dataset.resampled else min(self.num_workers, len(dataset.urls))
         return (StatefulDataLoader if stateful else DataLoader)(
             dataset,

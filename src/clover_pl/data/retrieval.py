@@ -141,7 +141,10 @@ class RetrievalDataModule(L.LightningDataModule):
             raise FileNotFoundError(f"retrieval dataset folder not found: {self.root}")
         if stage == "fit":
             check_global_batch(
-                self.trainer, self.batch_size, self.published_global_batch, self.allow_global_batch_mismatch
+                self.trainer,
+                self.batch_size,
+                self.published_global_batch,
+                allow_mismatch=self.allow_global_batch_mismatch,
             )
         self.tokenizer = load_tokenizer(self.tokenizer_path)
         if stage in (None, "fit", "validate"):
@@ -151,7 +154,7 @@ class RetrievalDataModule(L.LightningDataModule):
         if stage in (None, "predict"):
             self.records["predict"] = read_retrieval_split(self.root, self.predict_split)
 
-    def _read_train_and_val(self, need_train: bool) -> None:
+    def _read_train_and_val(self, *, need_train: bool) -> None:
         # Only a split the folder does not have is carved; a listed split that cannot be read is an error.
         val_file = self.val_split if self.val_split is not None and has_split(self.root, self.val_split) else None
         if val_file is not None:

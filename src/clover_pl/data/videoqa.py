@@ -176,7 +176,10 @@ class VideoQADataModule(L.LightningDataModule):
             raise FileNotFoundError(f"VideoQA dataset folder not found: {self.root} (data.init_args.root)")
         if stage == "fit":
             check_global_batch(
-                self.trainer, self.batch_size, self.published_global_batch, self.allow_global_batch_mismatch
+                self.trainer,
+                self.batch_size,
+                self.published_global_batch,
+                allow_mismatch=self.allow_global_batch_mismatch,
             )
         self.manifest = read_qa_manifest(self.root)
         self.tokenizer = load_tokenizer(self.tokenizer_path)
@@ -191,7 +194,7 @@ class VideoQADataModule(L.LightningDataModule):
         if stage in (None, "predict"):
             self.records["predict"] = read_qa_split(self.root, self.predict_split)
 
-    def _read_train_and_val(self, need_train: bool) -> None:
+    def _read_train_and_val(self, *, need_train: bool) -> None:
         val_file = self.val_split if self.val_split in self.manifest["splits"] else None
         if val_file is not None:
             self.records["val"] = read_qa_split(self.root, val_file)
@@ -219,7 +222,7 @@ class VideoQADataModule(L.LightningDataModule):
             train = kept
         self.records["train"] = train
 
-    def _dataset(self, name: str, train: bool) -> QuestionSet:
+    def _dataset(self, name: str, *, train: bool) -> QuestionSet:
         if name not in self.records:
             raise RuntimeError(f"no {name!r} questions: run setup() for that stage before asking for its dataloader")
         if train:

@@ -94,7 +94,7 @@ def failure_status(members: dict[str, Any]) -> str | None:
     return status if isinstance(status, str) and status != "success" else None
 
 
-def loader_skip(members: dict[str, bytes | None], decode: bool = True) -> tuple[str, str] | None:
+def loader_skip(members: dict[str, bytes | None], *, decode: bool = True) -> tuple[str, str] | None:
     """The reason (and a detail) for which the pretraining loader would skip this sample; None if it reads it.
 
     Args:
