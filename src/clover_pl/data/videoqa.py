@@ -25,7 +25,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from clover_pl.data.global_batch import check_global_batch
-from clover_pl.data.qa_manifest import read_answer_vocabulary, read_qa_manifest, read_qa_split
+from clover_pl.data.qa_manifest import QASetting, read_answer_vocabulary, read_qa_manifest, read_qa_split
 from clover_pl.data.qa_text import DEFAULT_MC_TEMPLATE, check_template
 from clover_pl.data.text import load_tokenizer
 from clover_pl.data.transforms import ClipTransform
@@ -161,7 +161,7 @@ class VideoQADataModule(L.LightningDataModule):
         self.validation_source: str | None = None
 
     @property
-    def setting(self) -> str:
+    def setting(self) -> QASetting:
         """``open_ended``, ``multiple_choice`` or ``fill_in_blank``, from the manifest (after ``setup``)."""
         return self.manifest["setting"]
 

@@ -12,6 +12,7 @@ from typing import Any, TypedDict
 import torch
 from torch.utils.data import Dataset
 
+from clover_pl.data.qa_manifest import QASetting
 from clover_pl.data.qa_text import candidate_texts, encode_texts, encode_with_blank
 from clover_pl.data.record_clip import load_clip
 from clover_pl.data.transforms import ClipTransform
@@ -69,7 +70,7 @@ class QuestionSet(Dataset):
     def __init__(
         self,
         records: list[dict[str, Any]],
-        setting: str,
+        setting: QASetting,
         tokenizer: Any,
         transform: ClipTransform,
         num_frames: int,

@@ -20,7 +20,7 @@ import csv
 import os
 from typing import Any
 
-from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
+from clover_pl.data.qa_manifest import ProblemLog, QASetting, write_qa_manifest
 from clover_pl.data.retrieval_manifest import VideoIndex
 from clover_pl.prepare.errors import InputError, checked_rows
 from clover_pl.prepare.qa_common import (
@@ -99,7 +99,7 @@ def prepare_tgif_qa(
     tables = {split: read_question_csv(path, COLUMNS[task]) for split, path in paths.items()}
     index = VideoIndex(require_folder(videos))
     problems = ProblemLog()
-    setting = "open_ended" if open_ended else "multiple_choice"
+    setting: QASetting = "open_ended" if open_ended else "multiple_choice"
     splits: dict[str, list[dict[str, Any]]] = {}
     for split, (header, rows) in tables.items():
         builder = SplitBuilder(split, setting, problems)
