@@ -366,13 +366,13 @@ class BasicLayer(nn.Module):
         attn_drop: float,
         drop_path: Sequence[float],
         downsample: bool,
-        use_checkpoint: bool = False,
+        activation_checkpointing: bool = False,
         clipped_window_bias: str = "release",
     ) -> None:
         super().__init__()
         self.window_size = window_size
         self.shift_size: Size3 = (window_size[0] // 2, window_size[1] // 2, window_size[2] // 2)
-        self.use_checkpoint = use_checkpoint
+        self.activation_checkpointing = activation_checkpointing
         shifts = [(0, 0, 0) if index % 2 == 0 else self.shift_size for index in range(depth)]
         self.blocks = nn.ModuleList(
             SwinTransformerBlock3D(
@@ -390,7 +390,7 @@ class BasicLayer(nn.Module):
         # One mask serves every shifted block of the stage, since they share the grid, window and shift.
         shift_mask = shifted_window_mask((D, H, W), window, shift, x.device) if any(shift) else None
         for block in self.blocks:
-            if self.use_checkpoint and self.training:
+            if self.activation_checkpointing and self.training:
                 x = activation_checkpoint(block, x, shift_mask, use_reentrant=False)
             else:
                 x = block(x, shift_mask)
@@ -438,9 +438,9 @@ class VideoSwinTransformer(nn.Module):
         drop_path_rate: stochastic-depth rate of the last block, linearly increasing from 0 over all blocks.
         patch_norm: LayerNorm after the patch embed.
         mask_token: learn a token that replaces masked patches (video masking in pretraining).
-        checkpoint: path of an official Video Swin checkpoint loaded at construction; its report is
+        pretrained_path: path of an official Video Swin checkpoint loaded at construction; its report is
             kept on ``self.load_report``.
-        use_checkpoint: recompute each block in backward to save activation memory (training only).
+        activation_checkpointing: recompute each block in backward to save activation memory (training only).
         clipped_window_bias: relative-position bias of windows clipped to a stage grid smaller than the window
             (inputs under ~193 px, one-frame images): ``"release"`` (default; the first N rows and columns of the
             full window's index, as the official code and so every Video Swin and Clover checkpoint) or
@@ -462,8 +462,8 @@ class VideoSwinTransformer(nn.Module):
         drop_path_rate: float = 0.3,
         patch_norm: bool = True,
         mask_token: bool = True,
-        checkpoint: str | None = None,
-        use_checkpoint: bool = False,
+        pretrained_path: str | None = None,
+        activation_checkpointing: bool = False,
         clipped_window_bias: str = "release",
     ) -> None:
         arguments = constructor_arguments(locals())
@@ -498,7 +498,7 @@ class VideoSwinTransformer(nn.Module):
                     attn_drop=attn_drop_rate,
                     drop_path=rates[first : first + depth],
                     downsample=stage < len(depths) - 1,
-                    use_checkpoint=use_checkpoint,
+                    activation_checkpointing=activation_checkpointing,
                     clipped_window_bias=clipped_window_bias,
                 )
             )
@@ -511,12 +511,12 @@ class VideoSwinTransformer(nn.Module):
         self.apply(_init_weights)
 
         self.load_report: LoadReport | None = None
-        if checkpoint is not None:
-            self.load_report = load_video_swin_checkpoint(self, checkpoint)
+        if pretrained_path is not None:
+            self.load_report = load_video_swin_checkpoint(self, pretrained_path)
 
     def architecture(self) -> dict[str, Any]:
-        """This encoder's ``class_path``/``init_args``, without the checkpoint path (a checkpoint has the weights)."""
-        return {"class_path": class_path(self), "init_args": {**self.arguments, "checkpoint": None}}
+        """This encoder's ``class_path``/``init_args``, without ``pretrained_path`` (a checkpoint has the weights)."""
+        return {"class_path": class_path(self), "init_args": {**self.arguments, "pretrained_path": None}}
 
     def embed_patches(self, video: Tensor, mask: Tensor | None = None) -> Tensor:
         """Patch-embeds a clip and replaces the patches of masked cells by the mask token.
