@@ -311,8 +311,8 @@ class SwinActivationCheckpointing(L.Callback):
     """Recompute the blocks of chosen Video Swin stages in the backward pass instead of storing their activations.
 
     Trades compute (one more forward of those blocks) for memory, so that a larger batch fits. The same switch as
-    the video encoder's ``activation_checkpointing``, but per stage: at the base size, stage 3 (18 of the 24 blocks) holds
-    most of the activations.
+    the video encoder's ``activation_checkpointing``, but per stage: at the base size, stage 3 (18 of the 24 blocks)
+    holds most of the activations.
 
     Args:
         stages: 0-based stage indices to checkpoint; None for every stage.
