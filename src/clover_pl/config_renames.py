@@ -21,6 +21,10 @@ RENAMED_ARGUMENTS: dict[str, dict[str, str]] = {
         "max_skip_rate": "data.init_args.max_skip_rate",
         "skip_check_after": "data.init_args.skip_check_after",
     },
+    "clover_pl.models.video_swin.VideoSwinTransformer": {
+        "checkpoint": "model.init_args.backbone.init_args.video_encoder.init_args.pretrained_path",
+        "use_checkpoint": "model.init_args.backbone.init_args.video_encoder.init_args.activation_checkpointing",
+    },
 }
 """Old constructor arguments of clover-pl classes and the config keys that replaced them."""
 
