@@ -15,12 +15,17 @@ from typing import Any
 
 from clover_pl.errors import UserError
 
+SPATIAL_TOKENS = "model.init_args.backbone.init_args.fusion_encoder.init_args.spatial_tokens"
 RENAMED_ARGUMENTS: dict[str, dict[str, str]] = {
     # class (its name, or any import path ending in it) -> {old __init__ argument: the new full config key}
     "clover_pl.tasks.PretrainTask": {
         "max_skip_rate": "data.init_args.max_skip_rate",
         "skip_check_after": "data.init_args.skip_check_after",
     },
+    # Linked from the backbone by the CLI (clover_pl.models.geometry): set the fusion's spatial positions instead.
+    "clover_pl.data.pretrain.PretrainDataModule": {"image_size": SPATIAL_TOKENS, "video_mask_grid": SPATIAL_TOKENS},
+    "clover_pl.data.retrieval.RetrievalDataModule": {"image_size": SPATIAL_TOKENS},
+    "clover_pl.data.videoqa.VideoQADataModule": {"image_size": SPATIAL_TOKENS},
     "clover_pl.models.video_swin.VideoSwinTransformer": {
         "checkpoint": "model.init_args.backbone.init_args.video_encoder.init_args.pretrained_path",
         "use_checkpoint": "model.init_args.backbone.init_args.video_encoder.init_args.activation_checkpointing",
