@@ -77,6 +77,8 @@ class CloverCLI(LightningCLI):
         from clover_pl.subcommands import COMMANDS
 
         subcommands = parser._subcommands_action
+        if subcommands is None:  # set by super()._add_subcommands
+            return
         for name, command in COMMANDS.items():
             subcommands.add_subcommand(name, LightningArgumentParser(description=command.help), help=command.help)
 

@@ -64,8 +64,9 @@ def attribute_arguments(module: nn.Module) -> dict[str, Any]:
 
 def describe(module: nn.Module) -> dict[str, Any]:
     """``{"class_path": ..., "init_args": ...}`` of a module with an ``architecture()`` method or kept arguments."""
-    if hasattr(module, "architecture"):
-        return module.architecture()
+    architecture = getattr(module, "architecture", None)
+    if callable(architecture):
+        return dict(architecture())
     return {"class_path": class_path(module), "init_args": attribute_arguments(module)}
 
 

@@ -8,7 +8,7 @@ official Video Swin sizes T, S and B; ``base`` (Swin-B) is Clover's.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from clover_pl.models.backbone import CloverBackbone
 from clover_pl.models.fusion import FusionEncoder
@@ -81,6 +81,8 @@ def clover_swin_tiny(bert_path: str | None = None, swin_path: str | None = None)
     return _swin_bert("swin_tiny", bert_path, swin_path)
 
 
+Preset = Literal["tiny", "swin_tiny", "swin_small", "base"]
+"""The names of :data:`PRESETS`."""
 PRESETS: dict[str, Callable[..., CloverBackbone]] = {
     "tiny": clover_tiny,
     "swin_tiny": clover_swin_tiny,
@@ -89,7 +91,7 @@ PRESETS: dict[str, Callable[..., CloverBackbone]] = {
 }
 
 
-def clover_backbone(preset: str, bert_path: str | None = None, swin_path: str | None = None) -> CloverBackbone:
+def clover_backbone(preset: Preset, bert_path: str | None = None, swin_path: str | None = None) -> CloverBackbone:
     """Build a backbone by preset name.
 
     Args:

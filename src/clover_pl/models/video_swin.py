@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +23,9 @@ from clover_pl.models.load_report import LoadReport
 from clover_pl.models.swin_checkpoint import load_video_swin_checkpoint
 
 Size3 = tuple[int, int, int]
-CLIPPED_WINDOW_BIASES = ("release", "corner")
+ClippedWindowBias = Literal["release", "corner"]
 """How a window clipped to a small feature grid takes its relative-position bias (``clipped_window_bias``)."""
+CLIPPED_WINDOW_BIASES: tuple[str, ...] = get_args(ClippedWindowBias)
 
 
 def clip_window(
@@ -184,7 +185,7 @@ class WindowAttention3D(nn.Module):
         qkv_bias: bool = True,
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
-        clipped_window_bias: str = "release",
+        clipped_window_bias: ClippedWindowBias = "release",
     ) -> None:
         super().__init__()
         if dim % num_heads:
@@ -224,7 +225,7 @@ class WindowAttention3D(nn.Module):
         Returns:
             (heads, N, N) bias, N = wd * wh * ww.
         """
-        index: Tensor = self.relative_position_index
+        index = self.get_buffer("relative_position_index")
         if tuple(window) != tuple(self.window_size) and self.clipped_window_bias == "release":
             tokens = window[0] * window[1] * window[2]
             index = index[:tokens, :tokens]
@@ -293,7 +294,7 @@ class SwinTransformerBlock3D(nn.Module):
         drop: float = 0.0,
         attn_drop: float = 0.0,
         drop_path: float = 0.0,
-        clipped_window_bias: str = "release",
+        clipped_window_bias: ClippedWindowBias = "release",
     ) -> None:
         super().__init__()
         self.window_size = window_size
@@ -367,7 +368,7 @@ class BasicLayer(nn.Module):
         drop_path: Sequence[float],
         downsample: bool,
         activation_checkpointing: bool = False,
-        clipped_window_bias: str = "release",
+        clipped_window_bias: ClippedWindowBias = "release",
     ) -> None:
         super().__init__()
         self.window_size = window_size
@@ -464,7 +465,7 @@ class VideoSwinTransformer(nn.Module):
         mask_token: bool = True,
         pretrained_path: str | None = None,
         activation_checkpointing: bool = False,
-        clipped_window_bias: str = "release",
+        clipped_window_bias: ClippedWindowBias = "release",
     ) -> None:
         arguments = constructor_arguments(locals())
         super().__init__()
