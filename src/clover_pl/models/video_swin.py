@@ -300,7 +300,15 @@ class SwinTransformerBlock3D(nn.Module):
         self.window_size = window_size
         self.shift_size = shift_size
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention3D(dim, window_size, num_heads, qkv_bias, attn_drop, drop, clipped_window_bias)
+        self.attn = WindowAttention3D(
+            dim,
+            window_size,
+            num_heads,
+            qkv_bias=qkv_bias,
+            attn_drop=attn_drop,
+            proj_drop=drop,
+            clipped_window_bias=clipped_window_bias,
+        )
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
@@ -377,7 +385,16 @@ class BasicLayer(nn.Module):
         shifts = [(0, 0, 0) if index % 2 == 0 else self.shift_size for index in range(depth)]
         self.blocks = nn.ModuleList(
             SwinTransformerBlock3D(
-                dim, num_heads, window_size, shift, mlp_ratio, qkv_bias, drop, attn_drop, rate, clipped_window_bias
+                dim,
+                num_heads,
+                window_size,
+                shift,
+                mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias,
+                drop=drop,
+                attn_drop=attn_drop,
+                drop_path=rate,
+                clipped_window_bias=clipped_window_bias,
             )
             for shift, rate in zip(shifts, drop_path, strict=True)
         )
@@ -480,7 +497,7 @@ class VideoSwinTransformer(nn.Module):
         self.out_dim = embed_dim * 2 ** (len(depths) - 1)
         self.downsample_factor = patch[1] * 2 ** (len(depths) - 1)
 
-        self.patch_embed = PatchEmbed3D(patch, in_channels, embed_dim, patch_norm)
+        self.patch_embed = PatchEmbed3D(patch, in_channels, embed_dim, patch_norm=patch_norm)
         self.pos_drop = nn.Dropout(drop_rate)
         blocks = sum(depths)
         rates = [drop_path_rate * index / max(blocks - 1, 1) for index in range(blocks)]
