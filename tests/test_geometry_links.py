@@ -1,6 +1,7 @@
 """Model and data geometry through the real CLI: the crop size and mask grid follow the backbone; too many frames
 for the fusion's temporal positions, or an old data key, stop with one line (exit 2) before anything is built."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,16 @@ from clover_pl.lightning_cli import CloverCLI
 
 CONF = Path(__file__).parents[1] / "conf"
 FUSION = "model.init_args.backbone.init_args.fusion_encoder.init_args"
+RUNS = [CONF / "quickstart.yaml", *sorted((CONF / "pretrain").glob("*.yaml"))]
+RUNS += [*sorted((CONF / "retrieval").glob("*.yaml")), *sorted((CONF / "qa").glob("*.yaml"))]
+QUICK = {"quickstart.yaml", "msrvtt.yaml"}  # one tiny and one Swin-B run in the quick loop; every run file when slow
+
+
+class ParseOnlyCLI(CloverCLI):
+    """Parses, links and checks like a run, but builds nothing (Swin-B and BERT-base are slow to build)."""
+
+    def instantiate_classes(self) -> None:
+        """Nothing is built."""
 
 
 def built(*args: str) -> CloverCLI:
@@ -38,6 +49,25 @@ def test_the_data_takes_its_crop_and_mask_grid_from_the_backbone() -> None:
     wider = built(f"--{FUSION}.spatial_tokens=64")
     assert wider.datamodule.hparams.image_size == 64
     assert list(wider.datamodule.hparams.video_mask_grid) == [8, 8]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(path, marks=[] if path.name in QUICK else [pytest.mark.slow]) for path in RUNS],
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
+def test_every_run_file_keeps_the_crop_size_it_was_published_with(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in set(re.findall(r"\$\{oc\.env:(\w+)", "".join(p.read_text() for p in CONF.rglob("*.yaml")))):
+        monkeypatch.setenv(name, f"/data/{name.lower()}")
+    parser_kwargs = {"parser_mode": "omegaconf+"}
+    cli = ParseOnlyCLI(
+        model_class=None, datamodule_class=None, parser_kwargs=parser_kwargs, args=[f"--config={path}"], run=False
+    )
+    data = cli.config.data.init_args
+    tiny = path.name == "quickstart.yaml" or "synthetic" in path.name
+    assert data.image_size == (32 if tiny else 224)
+    if "video_mask_grid" in data:
+        assert list(data.video_mask_grid) == ([4, 4] if tiny else [7, 7])
 
 
 def test_more_temporal_tokens_than_fusion_slots_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
