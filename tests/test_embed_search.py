@@ -168,7 +168,7 @@ def test_search_finds_captions_clips_at_the_rate_the_retrieval_metrics_predict(
             f"--data.init_args.root={root}",
             f"--ckpt_path={checkpoint}",
         ]
-    ).model.last_metrics["test"]
+    ).model.results["test"]
     records = [json.loads(line) for line in (root / "test.jsonl").read_text().splitlines()]
     listing = tmp_path / "videos.txt"
     listing.write_text("".join(f"{r['video_id']}\t{root / r['video']}\n" for r in records))

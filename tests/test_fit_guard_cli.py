@@ -63,7 +63,7 @@ def test_zero_shot_test_from_a_pretraining_checkpoint_and_loading_the_fit(
     args = retrieval_args(synthetic_data, retrieval_root, "--model.init_args.init_from=null")
     zero_shot = run_cli(["test", *args, f"--ckpt_path={checkpoint}"])
     torch.testing.assert_close(zero_shot.model.heads.state_dict(), pretrain.heads.state_dict())
-    assert zero_shot.model.last_metrics["test"]["gallery"] > 0
+    assert zero_shot.model.results["test"]["gallery"] > 0
     # Fine-tuning from it through the CLI, then loading the run's checkpoint in Python with no other argument.
     args = retrieval_args(synthetic_data, retrieval_root, f"--model.init_args.init_from={checkpoint}")
     run_cli(["fit", *args, "--trainer.limit_val_batches=0"])

@@ -148,8 +148,8 @@ def test_video_fusion_and_alignment_read_nothing_back() -> None:
     fused_video = backbone.fuse(masked_tokens, text_states, batch["attention_mask"])
     video, text = heads.project_video(video_tokens), heads.project_text(text_states)
     masked_video = heads.project_video(masked_tokens)
-    loss = task.tma_loss(video, text, text, task.fused_heads.video(fused_video.cls))["loss"]
-    loss = loss + task.tma_loss(text, video, masked_video, task.fused_heads.text(fused_text.cls))["loss"]
+    loss = task.objective.alignment(video, text, text, task.fused_heads.video(fused_video.cls))["loss"]
+    loss = loss + task.objective.alignment(text, video, masked_video, task.fused_heads.text(fused_text.cls))["loss"]
     loss.backward()
 
 

@@ -119,7 +119,7 @@ def test_retrieval_fine_tuning_beats_zero_shot(
     fine_tuned = run_cli(
         ["test", *config, "--model.init_args.init_from=null", f"--ckpt_path={tmp_path}/checkpoints/best.ckpt"]
     )
-    before, after = zero_shot.model.last_metrics["test"], fine_tuned.model.last_metrics["test"]
+    before, after = zero_shot.model.results["test"], fine_tuned.model.results["test"]
     assert before["gallery"] == after["gallery"] > 100
     assert before["t2v_r@1"] > 5 * before["chance_r@1"]  # the pretrained dual encoders transfer zero-shot
     assert after["t2v_r@1"] > before["t2v_r@1"], (before, after)

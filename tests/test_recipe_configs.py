@@ -71,9 +71,10 @@ def test_documented_launch_resolves_to_the_published_recipe(name: str, capsys: p
     fraction, global_batch, precision = PUBLISHED[name]
     config = resolved(capsys, CONF / name, CONF / "trainer" / "ddp.yaml")
     model, data = config["model"]["init_args"], config["data"]["init_args"]
-    assert model["warmup_fraction"] == pytest.approx(fraction) == pytest.approx(0.1)
-    assert model["warmup_steps"] is None  # the absolute override is unset
-    assert model["lr_schedule"] == "release"
+    optimization = model["optimization"]
+    assert optimization["warmup_fraction"] == pytest.approx(fraction) == pytest.approx(0.1)
+    assert optimization["warmup_steps"] is None  # the absolute override is unset
+    assert optimization["lr_schedule"] == "release"
     assert config["trainer"]["precision"] == precision
     assert data["published_global_batch"] == global_batch
     assert data["allow_global_batch_mismatch"] is False
@@ -103,14 +104,14 @@ def test_pretrain_config_asks_for_spacy_and_gradient_correct_weighting(capsys: p
     config = resolved(capsys, CONF / "pretrain" / "webvid_cc3m.yaml")
     assert config["data"]["init_args"]["pos_tagger"] == "spacy"
     assert config["data"]["init_args"]["spacy_model"] == "en_core_web_sm"
-    assert config["model"]["init_args"]["objective_weighting"] == "gradient_correct"
+    assert config["model"]["init_args"]["objective"]["init_args"]["weighting"] == "gradient_correct"
     overlaid = resolved(
         capsys,
         CONF / "pretrain" / "webvid_cc3m.yaml",
         CONF / "trainer" / "ddp_multinode.yaml",
         CONF / "ablation" / "release_weighting.yaml",
     )
-    assert overlaid["model"]["init_args"]["objective_weighting"] == "release"
+    assert overlaid["model"]["init_args"]["objective"]["init_args"]["weighting"] == "release"
 
 
 def test_pretrain_warmup_resolves_from_the_trainers_stepping_batches(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ def test_synthetic_setting_learns_from_the_quickstart(
     quiet = "--trainer.enable_progress_bar=false"
     run_cli(["fit", config, quiet, f"--trainer.max_steps={steps}", f"--trainer.val_check_interval={steps}"])
     cli = run_cli(["test", config, quiet, f"--ckpt_path={tmp_path / 'checkpoints' / 'best.ckpt'}"])
-    metrics = cli.model.last_metrics["test"]
+    metrics = cli.model.results["test"]
     root = videoqa / setting
     test_questions = _records(root / "test.jsonl")
     assert metrics["questions"] == len(test_questions)

@@ -15,6 +15,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from clover_pl.files import atomic_open, remove_stale_partials
+from clover_pl.tasks.base import task_results
 
 
 class RetrievalReport(L.Callback):
@@ -22,7 +23,7 @@ class RetrievalReport(L.Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Print the table, if the task validated at least once."""
-        metrics = getattr(pl_module, "last_retrieval", None)
+        metrics = task_results(pl_module, "val")
         if not metrics:
             rank_zero_info("no held-out retrieval figures: validation never ran")
             return
@@ -119,7 +120,7 @@ class MetricsFile(L.Callback):
     fitting ends; rank zero writes ``path`` and rank ``r`` > 0 writes ``path.rank<r>`` (:meth:`path_for_rank`), so
     that each process of a multi-process launch (``srun``, ``torchrun``) can read its own. It holds
     ``{"global_step": int, "stages": {"val" | "test": {name: float}}, "best_model_path": str | None,
-    "last_model_path": str | None}``. A stage's metrics are the task's ``last_metrics[stage]`` when it has one,
+    "last_model_path": str | None}``. A stage's metrics are the task's ``results[stage]`` when it has one,
     else the scalars logged as ``<stage>/<name>`` in ``trainer.callback_metrics``, with the prefix removed.
     Checkpoint paths are those of the Trainer's first ``ModelCheckpoint`` (``best_model_path`` is None when it
     monitors nothing).
@@ -160,7 +161,7 @@ class MetricsFile(L.Callback):
         self._write(trainer)
 
     def _record(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        metrics = getattr(pl_module, "last_metrics", {}).get(stage)
+        metrics = task_results(pl_module, stage)
         if not metrics:
             prefix = f"{stage}/"
             metrics = {

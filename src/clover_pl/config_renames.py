@@ -16,12 +16,34 @@ from typing import Any
 from clover_pl.errors import UserError
 
 SPATIAL_TOKENS = "model.init_args.backbone.init_args.fusion_encoder.init_args.spatial_tokens"
+_OPTIMIZATION = ("lr", "weight_decay", "betas", "eps", "warmup_fraction", "warmup_steps", "lr_schedule", "min_lr_ratio")
+_OBJECTIVE = (
+    "use_tma",
+    "use_masked",
+    "use_fused",
+    "use_ranking",
+    "use_mlm",
+    "temperature",
+    "rank_margin",
+    "focal_gamma",
+    "weight_tma",
+    "weight_rank",
+    "weight_mlm",
+    "weight_contrastive",
+)
+_TO_OPTIMIZATION = {name: f"model.init_args.optimization.{name}" for name in _OPTIMIZATION}
+
 RENAMED_ARGUMENTS: dict[str, dict[str, str]] = {
     # class (its name, or any import path ending in it) -> {old __init__ argument: the new full config key}
     "clover_pl.tasks.PretrainTask": {
         "max_skip_rate": "data.init_args.max_skip_rate",
         "skip_check_after": "data.init_args.skip_check_after",
+        **_TO_OPTIMIZATION,
+        **{name: f"model.init_args.objective.init_args.{name}" for name in _OBJECTIVE},
+        "objective_weighting": "model.init_args.objective.init_args.weighting",
     },
+    "clover_pl.tasks.RetrievalTask": dict(_TO_OPTIMIZATION),
+    "clover_pl.tasks.VideoQATask": dict(_TO_OPTIMIZATION),
     # Linked from the backbone by the CLI (clover_pl.models.geometry): set the fusion's spatial positions instead.
     "clover_pl.data.pretrain.PretrainDataModule": {"image_size": SPATIAL_TOKENS, "video_mask_grid": SPATIAL_TOKENS},
     "clover_pl.data.retrieval.RetrievalDataModule": {"image_size": SPATIAL_TOKENS},

@@ -9,6 +9,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
 from clover_pl.pictures import RetrievalExample
+from clover_pl.tasks.base import task_results
 from clover_pl.validation_gallery import GalleryCollector, ValidationGallery
 
 
@@ -18,7 +19,7 @@ class RetrievalFigure(GalleryCollector):
     The PNG shows held-out text-to-video R@1/5/10 at every validation, and the last validation's top-5 clips for a
     few caption queries.
 
-    Needs a task that sets ``last_retrieval`` (``t2v_r@1``, ``t2v_r@5``, ``t2v_r@10``, ``chance_r@1``) and, for the
+    Needs a task whose ``results["val"]`` holds (``t2v_r@1``, ``t2v_r@5``, ``t2v_r@10``, ``chance_r@1``) and, for the
     examples, ``last_validation_embeddings``, as :class:`clover_pl.tasks.PretrainTask`. The curve's points are kept
     in the checkpoints, so a resumed run draws the whole curve.
 
@@ -47,7 +48,7 @@ class RetrievalFigure(GalleryCollector):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Add the validation's point to the curve; rank the example queries."""
-        metrics = getattr(pl_module, "last_retrieval", None)
+        metrics = task_results(pl_module, "val")
         if trainer.sanity_checking or not trainer.is_global_zero or not metrics:
             return
         point = {"step": float(trainer.global_step)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
 import torch
 
@@ -48,3 +48,34 @@ class RetrievalBatch(TypedDict, total=False):
     attention_mask: torch.Tensor
     id: torch.Tensor
     skipped: dict[str, int]
+
+
+@runtime_checkable
+class QuestionSource(Protocol):
+    """What a VideoQA data module declares to the task, after its ``setup``.
+
+    :class:`clover_pl.data.VideoQADataModule` provides it; a task reads the data's facts through it only (the
+    answerer's setting is checked against ``setting``, the open-ended head is sized from ``num_answers``).
+
+    Attributes:
+        setting: ``"open_ended"``, ``"multiple_choice"`` or ``"fill_in_blank"``.
+        num_answers: answer-vocabulary size (None for multiple choice).
+        answers: the answer vocabulary, in label order (empty for multiple choice).
+        answer_types: names of the answer types (per-type accuracy), sorted.
+        records: the questions of each stage read so far (``"train"``, ``"val"``, ``"test"``, ``"predict"``),
+            one dict per question with ``question_id``, ``video_id``, ``question``, ``answer``, ``answer_type``.
+    """
+
+    @property
+    def setting(self) -> str:
+        """The question setting of the data."""
+        ...
+
+    @property
+    def num_answers(self) -> int | None:
+        """The answer-vocabulary size (None for multiple choice)."""
+        ...
+
+    answers: list[str]
+    answer_types: list[str]
+    records: dict[str, list[dict[str, Any]]]

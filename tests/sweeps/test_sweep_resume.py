@@ -175,6 +175,6 @@ def test_killed_sweep_resumes_without_running_anything_twice(
             f"--ckpt_path={checkpoints / 'step2.ckpt'}",
         ]
     )
-    expected = direct.model.last_metrics["test"]
+    expected = direct.model.results["test"]
     assert latest[cells[2].id]["metrics"] == pytest.approx(expected, rel=1e-6, abs=1e-6)
     assert (tmp_path / "sweep" / "results.md").read_text().count("| ") > 0

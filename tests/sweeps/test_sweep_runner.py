@@ -13,6 +13,8 @@ from clover_pl.callbacks import MetricsFile
 from clover_pl.sweeps import ResultStore, expand
 from clover_pl.sweeps.commands import Command, evaluate_command
 from clover_pl.sweeps.runner import CellFailure, cell_dir, launch_subprocess, run_cells
+from clover_pl.tasks.base import CloverTask
+from clover_pl.tasks.optimization import Optimization
 
 QUIET = {"echo": lambda line: None}
 
@@ -142,7 +144,7 @@ def test_launch_subprocess_stops_a_cell_past_its_timeout(tmp_path: Path) -> None
         launch_subprocess(hung, str(log))
 
 
-def test_metrics_file_writes_last_metrics_or_logged_scalars(tmp_path: Path) -> None:
+def test_metrics_file_writes_task_results_or_logged_scalars(tmp_path: Path) -> None:
     path = tmp_path / "m.json"
     callback = MetricsFile(str(path))
     trainer = SimpleNamespace(
@@ -152,8 +154,9 @@ def test_metrics_file_writes_last_metrics_or_logged_scalars(tmp_path: Path) -> N
         callback_metrics={"val/t2v_r@1": torch.tensor(12.5), "train/loss": torch.tensor(1.0)},
         checkpoint_callback=SimpleNamespace(best_model_path="", last_model_path="/run/last.ckpt"),
     )
-    task = SimpleNamespace(last_metrics={"test": {"accuracy": 40.0, "count": 3, "note": "text"}})
-    callback.on_validation_end(trainer, SimpleNamespace())  # no last_metrics: the logged val/ scalars
+    task = CloverTask(torch.nn.Identity(), Optimization(), seed=0)
+    task.results["test"] = {"accuracy": 40.0, "count": 3, "note": "text"}
+    callback.on_validation_end(trainer, SimpleNamespace())  # not a clover-pl task: the logged val/ scalars
     callback.on_test_end(trainer, task)
     callback.on_fit_end(trainer, task)
     assert json.loads(path.read_text()) == {

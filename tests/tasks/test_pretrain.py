@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from clover_pl.losses import CloverObjective
 from clover_pl.models import clover_tiny
 from clover_pl.tasks import PretrainTask
 from clover_pl.tasks.optimization import decay_groups, warmup_cosine
@@ -28,7 +29,7 @@ def batch(size: int = 4, frames: int = 2, length: int = 8) -> dict[str, torch.Te
 
 
 def task(**switches) -> PretrainTask:
-    return PretrainTask(clover_tiny(), embed_dim=16, **switches)
+    return PretrainTask(clover_tiny(), CloverObjective(**switches), embed_dim=16)
 
 
 def test_full_objective_terms_and_gradients() -> None:
@@ -71,7 +72,7 @@ def test_ablation_switches(switches: dict[str, bool], terms: set[str]) -> None:
     trained = {name.split(".")[0] for name, p in model.named_parameters() if p.grad is not None}
     assert "backbone" in trained
     assert "heads" in trained
-    if not model.use_fused:
+    if not model.objective.fused_candidates:
         assert model.fused_heads is None
 
 

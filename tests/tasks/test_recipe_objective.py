@@ -7,10 +7,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from clover_pl.losses import CloverObjective
 from clover_pl.models import clover_tiny
 from clover_pl.tasks import PretrainTask, RetrievalTask
 from clover_pl.tasks.optimization import (
-    check_schedule_arguments,
+    Optimization,
     release_cosine,
     resolve_warmup_steps,
     warmup_cosine,
@@ -39,7 +40,7 @@ def batch(size: int = 4, frames: int = 2, length: int = 8) -> dict[str, torch.Te
 
 
 def task(**settings) -> PretrainTask:
-    return PretrainTask(clover_tiny(), embed_dim=16, **settings)
+    return PretrainTask(clover_tiny(), CloverObjective(**settings), embed_dim=16)
 
 
 ALL_COMBINATIONS = list(itertools.product((True, False), repeat=len(SWITCHES)))
@@ -90,7 +91,7 @@ def test_release_weighting_divides_alignment_and_ranking_by_the_world_size() -> 
     data = batch()
     torch.manual_seed(1)
     correct = model.compute_losses(data)
-    model.hparams.objective_weighting = "release"
+    model.objective.weighting = "release"
     model._trainer = SimpleNamespace(world_size=4)
     torch.manual_seed(1)
     release = model.compute_losses(data)
@@ -102,7 +103,7 @@ def test_release_weighting_divides_alignment_and_ranking_by_the_world_size() -> 
 
 
 def test_release_weighting_scales_the_baselines_contrastive_term_and_is_one_on_one_process() -> None:
-    model = task(use_tma=False, objective_weighting="release").eval()
+    model = task(use_tma=False, weighting="release").eval()
     data = batch()
     torch.manual_seed(1)
     single = model.compute_losses(data)  # no trainer: world size 1
@@ -115,15 +116,17 @@ def test_release_weighting_scales_the_baselines_contrastive_term_and_is_one_on_o
 
 def test_unknown_weighting_and_schedule_values_name_the_key() -> None:
     with pytest.raises(
-        ValueError, match=r"model.init_args.objective_weighting must be one of gradient_correct, release"
+        ValueError, match=r"model.init_args.objective.init_args.weighting must be one of gradient_correct, release"
     ):
-        task(objective_weighting="paper")
-    with pytest.raises(ValueError, match=r"model.init_args.lr_schedule must be one of warmup_cosine, release"):
-        RetrievalTask(clover_tiny(), embed_dim=16, lr_schedule="cosine")
+        task(weighting="paper")
+    with pytest.raises(
+        ValueError, match=r"model.init_args.optimization.lr_schedule must be one of warmup_cosine, release"
+    ):
+        Optimization(lr_schedule="cosine")
     with pytest.raises(ValueError, match=r"warmup_fraction must be in \[0, 1\)"):
-        check_schedule_arguments("release", 1.5, None)
+        Optimization(lr_schedule="release", warmup_fraction=1.5)
     with pytest.raises(ValueError, match=r"warmup_steps must be >= 0"):
-        check_schedule_arguments("release", 0.1, -1)
+        Optimization(lr_schedule="release", warmup_steps=-1)
 
 
 def test_warmup_is_a_fraction_of_the_run_unless_given_in_steps() -> None:
@@ -154,11 +157,15 @@ def test_task_schedule_resolves_warmup_from_the_trainers_steps() -> None:
     """configure_optimizers: a tenth of a 40-step run is 4 warm-up steps; the release shape when asked."""
     from lightning import Trainer
 
-    model = RetrievalTask(clover_tiny(), embed_dim=16, lr=1.0, min_lr_ratio=0.0, lr_schedule="release")
+    model = RetrievalTask(
+        clover_tiny(), embed_dim=16, optimization=Optimization(lr=1.0, min_lr_ratio=0.0, lr_schedule="release")
+    )
     model.trainer = Trainer(max_steps=40, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     schedule = model.configure_optimizers()["lr_scheduler"]["scheduler"].lr_lambdas[0]
     assert [schedule(step) for step in (0, 4, 20)] == pytest.approx([0.0, (1 + math.cos(math.pi * 4 / 40)) / 2, 0.5])
-    model = RetrievalTask(clover_tiny(), embed_dim=16, lr=1.0, min_lr_ratio=0.0, warmup_steps=8)
+    model = RetrievalTask(
+        clover_tiny(), embed_dim=16, optimization=Optimization(lr=1.0, min_lr_ratio=0.0, warmup_steps=8)
+    )
     model.trainer = Trainer(max_steps=40, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     schedule = model.configure_optimizers()["lr_scheduler"]["scheduler"].lr_lambdas[0]
     assert [schedule(step) for step in (4, 8)] == pytest.approx([0.5, 1.0])

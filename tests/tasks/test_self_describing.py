@@ -8,6 +8,7 @@ import torch
 from transformers import BertConfig, BertModel
 
 import clover_pl
+from clover_pl.losses import CloverObjective
 from clover_pl.models import clover_tiny
 from clover_pl.models.architecture import build_module
 from clover_pl.tasks import (
@@ -18,6 +19,7 @@ from clover_pl.tasks import (
     SimilarityChoiceAnswerer,
     VideoQATask,
 )
+from clover_pl.tasks.optimization import Optimization
 from clover_pl.tasks.self_describing import RECORD_KEY, RandomInitError
 
 
@@ -38,8 +40,8 @@ def assert_same_weights(left: torch.nn.Module, right: torch.nn.Module) -> None:
 def test_every_task_loads_from_its_checkpoint_alone(tmp_path: Path) -> None:
     torch.manual_seed(0)
     tasks = {
-        "pretrain": PretrainTask(clover_tiny(), embed_dim=16, use_fused=True),
-        "retrieval": RetrievalTask(clover_tiny(), embed_dim=16, lr=3e-4),
+        "pretrain": PretrainTask(clover_tiny(), CloverObjective(use_fused=True), embed_dim=16),
+        "retrieval": RetrievalTask(clover_tiny(), embed_dim=16, optimization=Optimization(lr=3e-4)),
         "open_ended": VideoQATask(clover_tiny(), OpenEndedAnswerer(num_answers=7, hidden_dim=16)),
         "similarity": VideoQATask(clover_tiny(), SimilarityChoiceAnswerer(embed_dim=8)),
     }
@@ -51,7 +53,22 @@ def test_every_task_loads_from_its_checkpoint_alone(tmp_path: Path) -> None:
         loaded = type(task).load_from_checkpoint(str(path))
         assert_same_weights(task, loaded)
         assert loaded.hparams == task.hparams
-    assert RetrievalTask.load_from_checkpoint(str(tmp_path / "retrieval.ckpt")).hparams.lr == 3e-4
+    assert RetrievalTask.load_from_checkpoint(str(tmp_path / "retrieval.ckpt")).optimization.lr == 3e-4
+
+
+def test_a_checkpoint_from_before_the_objective_module_rebuilds_it_from_the_old_arguments(tmp_path: Path) -> None:
+    task = PretrainTask(clover_tiny(), CloverObjective(use_mlm=False, use_fused=False), embed_dim=16)
+    path = tmp_path / "old.ckpt"
+    save_like_lightning(task, path)
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint[RECORD_KEY]["modules"]["objective"]  # as written before the objective was a module
+    checkpoint["hyper_parameters"] = {"embed_dim": 16, "use_mlm": False, "use_fused": False, "lr": 1e-3}
+    torch.save(checkpoint, path)
+    loaded = PretrainTask.load_from_checkpoint(str(path))
+    assert loaded.mlm_head is None
+    assert loaded.fused_heads is None
+    assert not loaded.objective.use_mlm
+    assert_same_weights(task, loaded)
 
 
 def test_the_description_rebuilds_pretrained_shapes_without_the_bert_directory(bert_dir: str, tmp_path: Path) -> None:

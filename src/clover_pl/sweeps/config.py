@@ -61,7 +61,7 @@ class Benchmark:
         name: the benchmark's name in the report.
         config: config files stacked in order (``--config`` each).
         overrides: ``--key=value`` arguments given after the configs.
-        stage: ``test`` (``clover-pl test``, metrics ``last_metrics["test"]``) or ``validate`` (``val``).
+        stage: ``test`` (``clover-pl test``, metrics ``results["test"]``) or ``validate`` (``val``).
         metrics: the metrics shown in the report, in order; None shows every scalar the run reported.
         settings: the settings this benchmark runs under; None for all of the sweep's settings.
         init_from_key: the config key through which a fine-tuning run receives the checkpoint; set to null in

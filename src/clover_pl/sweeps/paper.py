@@ -9,7 +9,7 @@ fine-tuned R@5/10, TGIF, MSRVTT-MC, every median rank) are left out on purpose. 
 - LSMDC-MC and LSMDC-FiB accuracy: the HyperAI benchmark list.
 
 Layout: ``PAPER[entry][mode][metric]``, with ``mode`` a setting mode (``zero_shot`` or ``fine_tune``) and the
-metric named as the task's ``last_metrics`` names it (``t2v_r@1``, ``accuracy``).
+metric named as the task's ``results`` names it (``t2v_r@1``, ``accuracy``).
 """
 
 from __future__ import annotations

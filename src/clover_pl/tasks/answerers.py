@@ -31,6 +31,8 @@ class Answerer(nn.Module, abc.ABC):
     """
 
     setting: str = ""
+    num_answers: int | None = None
+    """Size of the answer vocabulary the head scores (None: multiple choice, or not yet taken from the data)."""
     # No class-level ``head = None``: a class attribute would shadow the submodule nn.Module registers.
 
     def bind(self, backbone: CloverBackbone, num_answers: int | None) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -113,19 +115,67 @@ def release_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: fl
 SCHEDULES = {"warmup_cosine": warmup_cosine, "release": release_cosine}
 """Schedule shapes by their ``lr_schedule`` name."""
 
+ScheduleShape = Literal["warmup_cosine", "release"]
+"""Values of ``lr_schedule`` (the keys of :data:`SCHEDULES`)."""
 
-def check_schedule_arguments(lr_schedule: str, warmup_fraction: float, warmup_steps: int | None) -> None:
-    """Reject an unknown schedule shape or an impossible warmup before anything is built (tasks call it).
 
-    Raises:
-        ValueError: naming the key and the valid values.
+@dataclass(frozen=True)
+class Optimization:
+    """A task's optimiser and learning-rate schedule: one typed group, ``model.init_args.optimization.*``.
+
+    AdamW over decay groups (norms, biases and Swin's position tables not decayed), stepped every optimiser step
+    along ``lr_schedule``. Each task gives its own defaults (the release's: pretraining ``lr=5e-5``,
+    ``weight_decay=0.005``, ``min_lr_ratio=1e-3``; fine-tuning ``lr=1.2e-5``, ``weight_decay=0.01``,
+    ``min_lr_ratio=0``); a config sets only the fields it changes.
+
+    Attributes:
+        lr: peak learning rate.
+        weight_decay: AdamW decay of the decayed group.
+        betas: AdamW betas.
+        eps: AdamW epsilon.
+        warmup_fraction: linear warmup as a fraction of the run's optimiser steps (a tenth in every release config).
+        warmup_steps: warmup in optimiser steps; overrides ``warmup_fraction`` when set.
+        lr_schedule: ``"warmup_cosine"`` (warmup to ``lr``, then cosine over the remaining steps) or ``"release"``
+            (the release's cosine from step 0 with the warmup multiplying it; the published configs).
+        min_lr_ratio: start and end of the schedule, as a fraction of ``lr``.
     """
-    if lr_schedule not in SCHEDULES:
-        raise ValueError(f"model.init_args.lr_schedule must be one of {', '.join(SCHEDULES)}, got {lr_schedule!r}")
-    if not 0.0 <= warmup_fraction < 1.0:
-        raise ValueError(f"model.init_args.warmup_fraction must be in [0, 1), got {warmup_fraction}")
-    if warmup_steps is not None and warmup_steps < 0:
-        raise ValueError(f"model.init_args.warmup_steps must be >= 0 or null, got {warmup_steps}")
+
+    lr: float = 5e-5
+    weight_decay: float = 0.005
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-8
+    warmup_fraction: float = 0.1
+    warmup_steps: int | None = None
+    lr_schedule: ScheduleShape = "warmup_cosine"
+    min_lr_ratio: float = 1e-3
+
+    def __post_init__(self) -> None:
+        """Reject an unknown schedule shape or an impossible warmup before anything is built."""
+        key = "model.init_args.optimization"
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"{key}.lr_schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"{key}.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise ValueError(f"{key}.warmup_steps must be >= 0 or null, got {self.warmup_steps}")
+        object.__setattr__(self, "betas", tuple(self.betas))  # YAML gives a list
+
+    @classmethod
+    def of(cls, value: Optimization | dict[str, Any]) -> Optimization:
+        """The group itself, or rebuilt from the dict a checkpoint's hyper-parameters hold."""
+        return value if isinstance(value, Optimization) else cls(**value)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (tuples as lists), for the checkpoint's hyper-parameters (read with ``weights_only``)."""
+        values = asdict(self)
+        values["betas"] = list(self.betas)
+        return values
+
+
+PRETRAINING = Optimization()
+"""The pretraining task's defaults (the release's, at its global batch of 1,024)."""
+FINE_TUNING = Optimization(lr=1.2e-5, weight_decay=0.01, min_lr_ratio=0.0)
+"""The fine-tuning tasks' defaults (retrieval and VideoQA, at the release's global batch)."""
 
 
 def resolve_warmup_steps(total_steps: int, warmup_fraction: float, warmup_steps: int | None) -> int:
@@ -154,7 +204,7 @@ def adamw_warmup_cosine(
     total_steps: int,
     min_lr_ratio: float,
     lr_scales: dict[str, float] | None = None,
-    schedule: str = "warmup_cosine",
+    schedule: ScheduleShape = "warmup_cosine",
 ) -> dict[str, object]:
     """The ``configure_optimizers`` return value: AdamW (fused when on CUDA) and a per-step LambdaLR.
 
@@ -185,40 +235,47 @@ def adamw_warmup_cosine(
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-def configure_from_hparams(task: L.LightningModule, lr_scales: dict[str, float] | None = None) -> dict[str, object]:
-    """The ``configure_optimizers`` of a task, from its hyper-parameters.
+def configure_optimization(
+    task: L.LightningModule, optimization: Optimization, lr_scales: dict[str, float] | None = None
+) -> dict[str, object]:
+    """The ``configure_optimizers`` of a task: its optimisation group over the trainer's whole run.
 
-    The task's hyper-parameters name ``lr``, ``weight_decay``, ``betas``, ``eps``, ``warmup_fraction``,
-    ``warmup_steps`` (None: use the fraction), ``lr_schedule`` and ``min_lr_ratio``; the schedule ends at the
-    trainer's last optimiser step, and the warmup is resolved from it.
+    The schedule ends at the trainer's last optimiser step (``estimated_stepping_batches``), and the warmup is
+    resolved from it.
 
     Args:
         task: the LightningModule, attached to a trainer.
+        optimization: the task's optimiser and schedule.
         lr_scales: ``{parameter name prefix: multiplier of lr}`` (see :func:`decay_groups`).
 
     Returns:
         The optimiser and its per-step scheduler.
     """
-    hp = task.hparams
     total = task.trainer.estimated_stepping_batches
     if not math.isfinite(total):
         raise ValueError(
             "the schedule needs a finite run: set trainer.max_steps (or trainer.max_epochs with sized data)"
         )
-    warmup = resolve_warmup_steps(int(total), hp.warmup_fraction, hp.warmup_steps)
-    source = f"warmup_steps={hp.warmup_steps}" if hp.warmup_steps is not None else f"fraction {hp.warmup_fraction}"
-    rank_zero_info(f"learning rate: {hp.lr_schedule} schedule, warmup {warmup} of {int(total)} steps ({source})")
+    warmup = resolve_warmup_steps(int(total), optimization.warmup_fraction, optimization.warmup_steps)
+    source = (
+        f"warmup_steps={optimization.warmup_steps}"
+        if optimization.warmup_steps is not None
+        else f"fraction {optimization.warmup_fraction}"
+    )
+    rank_zero_info(
+        f"learning rate: {optimization.lr_schedule} schedule, warmup {warmup} of {int(total)} steps ({source})"
+    )
     return adamw_warmup_cosine(
         task,
-        hp.lr,
-        hp.weight_decay,
-        tuple(hp.betas),
-        hp.eps,
-        warmup,
-        int(total),
-        hp.min_lr_ratio,
-        lr_scales,
-        hp.lr_schedule,
+        lr=optimization.lr,
+        weight_decay=optimization.weight_decay,
+        betas=optimization.betas,
+        eps=optimization.eps,
+        warmup_steps=warmup,
+        total_steps=int(total),
+        min_lr_ratio=optimization.min_lr_ratio,
+        lr_scales=lr_scales,
+        schedule=optimization.lr_schedule,
     )
 
 

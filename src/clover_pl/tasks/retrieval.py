@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
@@ -13,10 +12,9 @@ from lightning.pytorch.utilities import rank_zero_info
 from clover_pl.losses import VideoTextContrastiveLoss
 from clover_pl.models import CloverBackbone, DualEncoderHeads
 from clover_pl.models.load_report import LoadReport
+from clover_pl.tasks.base import CloverTask
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
-from clover_pl.tasks.optimization import check_schedule_arguments, configure_from_hparams, step_seed
-from clover_pl.tasks.pixels import normalize_batch_video
-from clover_pl.tasks.self_describing import SelfDescribingTask
+from clover_pl.tasks.optimization import FINE_TUNING, Optimization
 from clover_pl.tasks.transfer import read_lightning_state, select_transfer
 
 log = logging.getLogger(__name__)
@@ -43,7 +41,7 @@ def select_dual_encoder(
     return select_transfer(state, target, {prefix: prefix for prefix in TRANSFERRED}, origin)
 
 
-class RetrievalTask(SelfDescribingTask, L.LightningModule):
+class RetrievalTask(CloverTask):
     """Fine-tunes and evaluates text-video retrieval through the dual encoders only (no fusion re-ranking).
 
     Training: symmetric InfoNCE over the batch (gathered across GPUs with a correct gradient), temperature 0.05.
@@ -60,15 +58,8 @@ class RetrievalTask(SelfDescribingTask, L.LightningModule):
             backbone's own initialisation.
         embed_dim: width of the contrastive space.
         temperature: fixed softmax temperature of the fine-tuning loss.
-        lr: peak learning rate (1.2e-5 in the release, at its global batch).
-        weight_decay: AdamW decay, not applied to norms, biases and Swin position tables.
-        betas: AdamW betas.
-        eps: AdamW epsilon.
-        warmup_fraction: linear warmup as a fraction of the run's optimiser steps (a tenth in every release config).
-        warmup_steps: warmup in optimiser steps; overrides ``warmup_fraction`` when set.
-        lr_schedule: ``"warmup_cosine"`` (default: warmup to ``lr``, then cosine over the remaining steps) or
-            ``"release"`` (the release's cosine from step 0 with the warmup multiplying it; the published configs).
-        min_lr_ratio: end of the cosine schedule, as a fraction of ``lr`` (0 in the release).
+        optimization: optimiser and schedule (``model.init_args.optimization.*``; the release's fine-tuning values
+            by default: ``lr=1.2e-5`` at its global batch, ``weight_decay=0.01``, ``min_lr_ratio=0``).
         seed: base of the per-step seed of dropout and drop-path (a resumed run repeats an uninterrupted one).
         allow_random_init: let ``fit`` start without pretrained weights (no ``init_from``, no ``--ckpt_path``, and
             not both a Swin checkpoint and a BERT directory in the backbone); otherwise fit stops, naming
@@ -84,29 +75,18 @@ class RetrievalTask(SelfDescribingTask, L.LightningModule):
         init_from: str | None = None,
         embed_dim: int = 768,
         temperature: float = 0.05,
-        lr: float = 1.2e-5,
-        weight_decay: float = 0.01,
-        betas: tuple[float, float] = (0.9, 0.98),
-        eps: float = 1e-8,
-        warmup_fraction: float = 0.1,
-        warmup_steps: int | None = None,
-        lr_schedule: str = "warmup_cosine",
-        min_lr_ratio: float = 0.0,
+        optimization: Optimization = FINE_TUNING,
         seed: int = 0,
         allow_random_init: bool = False,
     ) -> None:
-        super().__init__()
-        check_schedule_arguments(lr_schedule, warmup_fraction, warmup_steps)
-        self.save_hyperparameters(ignore=["backbone"])
-        self.backbone = backbone
+        super().__init__(backbone, optimization, seed)
+        self.record_hyperparameters()
         # Retrieval runs through the dual encoders only: the fusion encoder (and the video mask token) is kept (its
         # weights stay in the checkpoint) but not trained, since an unused trainable parameter would stop DDP.
         backbone.freeze(["fusion", "mask_token"])
         self.heads = DualEncoderHeads(backbone.video_dim, backbone.text_dim, embed_dim, temperature)
         self.loss = VideoTextContrastiveLoss(temperature=temperature)
         self._evaluation = EmbeddingCollector()
-        self.load_report: LoadReport | None = None
-        self.last_metrics: dict[str, dict[str, float]] = {}
         if init_from is not None:
             self.load_report = self.initialise_from(init_from)
 
@@ -142,18 +122,6 @@ class RetrievalTask(SelfDescribingTask, L.LightningModule):
             text_embedding = self.heads.project_text(self.backbone.encode_text(input_ids, attention_mask))
         return video_embedding, text_embedding
 
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        """Normalise uint8 clips on the device, batched (the lean sample path; float clips pass unchanged)."""
-        return normalize_batch_video(batch)
-
-    def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Seed dropout and drop-path from the step."""
-        torch.manual_seed(
-            step_seed(
-                self.hparams.seed, self.global_step, batch_idx % self.trainer.accumulate_grad_batches, self.global_rank
-            )
-        )
-
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         """Symmetric InfoNCE between the clips and their captions (a batch whose clips all failed is skipped)."""
         if batch["video"].shape[0] == 0:
@@ -167,38 +135,24 @@ class RetrievalTask(SelfDescribingTask, L.LightningModule):
         return terms["loss"]
 
     # -------------------------------------------------------------- evaluation
-    def _evaluation_step(self, batch: dict[str, Any]) -> None:
+    def evaluation_step(self, batch: dict[str, Any]) -> None:
+        """Embed a batch of the split's videos and captions."""
         video, text = self.embed(batch["video"], batch["input_ids"], batch["attention_mask"])
         self._evaluation.add(
             video=video, video_index=batch["video_index"], text=text, text_video_index=batch["text_video_index"]
         )
 
-    def _evaluation_end(self, stage: str) -> dict[str, float]:
+    def evaluation_end(self, stage: str) -> dict[str, float]:
+        """Rank the whole split; logs ``<stage>/t2v_r@1`` ... (``val/t2v_r_sum`` selects checkpoints)."""
         parts = self._evaluation.gather()  # every rank takes part, also one that had no video
         if not parts:
             return {}
         metrics = retrieval_evaluation(parts["video"], parts["video_index"], parts["text"], parts["text_video_index"])
         self.log_dict({f"{stage}/{name}": value.float() for name, value in metrics.items()})
         values = {name: float(value) for name, value in metrics.items()}
-        self.last_metrics[stage] = values
+        self.results[stage] = values
         rank_zero_info(format_retrieval_table(values, f"{stage} retrieval after {self.global_step} steps"))
         return values
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Embed a batch of the validation split."""
-        self._evaluation_step(batch)
-
-    def on_validation_epoch_end(self) -> None:
-        """Rank the whole validation split; logs ``val/t2v_r@1`` ... (``val/t2v_r_sum`` selects checkpoints)."""
-        self._evaluation_end("val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Embed a batch of the test split."""
-        self._evaluation_step(batch)
-
-    def on_test_epoch_end(self) -> None:
-        """Rank the whole test split and report it (never used for model selection)."""
-        self._evaluation_end("test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
         """L2-normalised embeddings of a batch's videos and captions, with their video indices."""
@@ -209,11 +163,6 @@ class RetrievalTask(SelfDescribingTask, L.LightningModule):
             "text": F.normalize(text, dim=-1).float().cpu(),
             "text_video_index": batch["text_video_index"].cpu(),
         }
-
-    # ------------------------------------------------------------ optimisation
-    def configure_optimizers(self) -> dict[str, object]:
-        """AdamW over decay groups with linear warmup then cosine, stepped every optimiser step."""
-        return configure_from_hparams(self)
 
 
 def format_retrieval_table(metrics: dict[str, float], title: str) -> str:

@@ -159,6 +159,10 @@ class SelfDescribingTask:
             if name in kwargs:
                 continue
             if name not in modules:
+                legacy = cls.module_from_hyperparameters(name, hparams)
+                if legacy is not None:
+                    arguments[name] = legacy
+                    continue
                 raise ValueError(
                     f"{origin} does not describe its {name} (written before clover-pl recorded it): pass "
                     f"{name}=<module of the same shapes> to load_from_checkpoint"
@@ -172,6 +176,11 @@ class SelfDescribingTask:
         task.on_load_checkpoint(checkpoint)
         task.load_state_dict(checkpoint["state_dict"], strict=True if strict is None else strict)
         return task
+
+    @classmethod
+    def module_from_hyperparameters(cls, name: str, hparams: dict[str, Any]) -> nn.Module | None:
+        """A module argument that older checkpoints kept as plain hyper-parameters, rebuilt from them (or None)."""
+        return None
 
     # ------------------------------------------------------------- fit check
     def on_fit_start(self) -> None:

@@ -7,28 +7,28 @@ import logging
 import os
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 
-from clover_pl.data.jsonl import write_text_atomic
+from clover_pl.files import write_text_atomic
 from clover_pl.metrics.qa import IGNORE_LABEL, correct_answers, qa_metrics
 from clover_pl.models import CloverBackbone
 from clover_pl.models.load_report import LoadReport
 from clover_pl.tasks.answerers import Answerer, SimilarityChoiceAnswerer
+from clover_pl.tasks.base import CloverTask
 from clover_pl.tasks.evaluation import EmbeddingCollector
-from clover_pl.tasks.optimization import check_schedule_arguments, configure_from_hparams, step_seed
-from clover_pl.tasks.pixels import normalize_batch_video
-from clover_pl.tasks.self_describing import SelfDescribingTask
+from clover_pl.tasks.optimization import FINE_TUNING, Optimization
+from clover_pl.tasks.self_describing import RECORD_KEY
 from clover_pl.tasks.transfer import read_lightning_state, select_transfer
+from clover_pl.types import QuestionSource
 
 log = logging.getLogger(__name__)
 NEW_IN_QA = ("backbone.fusion.extra_cls",)
 """Backbone keys a pretraining checkpoint lacks and a VideoQA task may add (fill-in-the-blank's learned CLS)."""
 
 
-class VideoQATask(SelfDescribingTask, L.LightningModule):
+class VideoQATask(CloverTask):
     """Answers questions about videos with the shared backbone and a setting-specific answerer.
 
     Training: cross-entropy of the answerer's scores (answer vocabulary, or K candidates) against the label.
@@ -45,17 +45,10 @@ class VideoQATask(SelfDescribingTask, L.LightningModule):
         backbone: the shared encoders.
         answerer: the setting's answerer (:mod:`clover_pl.tasks.answerers`).
         init_from: checkpoint to initialise from; None keeps the backbone's own initialisation.
-        lr: peak learning rate (1.2e-5 in the release, 5e-6 for TGIF-Action and -Transition).
+        optimization: optimiser and schedule (``model.init_args.optimization.*``; the release's fine-tuning values
+            by default: ``lr=1.2e-5``, 5e-6 for TGIF-Action and -Transition; ``weight_decay=0.01``, where the QA
+            configs of the release exclude only norms and biases from decay, here also the Swin position tables).
         head_lr_multiplier: learning-rate multiplier of the answerer's QA head (10 in the release).
-        weight_decay: AdamW decay (QA configs of the release exclude only norms and biases; here also the Swin
-            position tables, as everywhere in clover-pl).
-        betas: AdamW betas.
-        eps: AdamW epsilon.
-        warmup_fraction: linear warmup as a fraction of the run's optimiser steps (a tenth in every release config).
-        warmup_steps: warmup in optimiser steps; overrides ``warmup_fraction`` when set.
-        lr_schedule: ``"warmup_cosine"`` (default: warmup to ``lr``, then cosine over the remaining steps) or
-            ``"release"`` (the release's cosine from step 0 with the warmup multiplying it; the published configs).
-        min_lr_ratio: end of the cosine schedule as a fraction of ``lr`` (0 in the release).
         predictions_dir: where the per-question predictions go; None: ``<default_root_dir>/predictions``.
         seed: base of the per-step seed of dropout and drop-path.
         allow_random_init: let ``fit`` start without pretrained weights (no ``init_from``, no ``--ckpt_path``, and
@@ -72,54 +65,52 @@ class VideoQATask(SelfDescribingTask, L.LightningModule):
         backbone: CloverBackbone,
         answerer: Answerer,
         init_from: str | None = None,
-        lr: float = 1.2e-5,
+        optimization: Optimization = FINE_TUNING,
         head_lr_multiplier: float = 10.0,
-        weight_decay: float = 0.01,
-        betas: tuple[float, float] = (0.9, 0.98),
-        eps: float = 1e-8,
-        warmup_fraction: float = 0.1,
-        warmup_steps: int | None = None,
-        lr_schedule: str = "warmup_cosine",
-        min_lr_ratio: float = 0.0,
         predictions_dir: str | None = None,
         seed: int = 0,
         allow_random_init: bool = False,
     ) -> None:
-        super().__init__()
-        check_schedule_arguments(lr_schedule, warmup_fraction, warmup_steps)
-        self.save_hyperparameters(ignore=["backbone", "answerer"])
-        self.backbone = backbone
+        super().__init__(backbone, optimization, seed)
         self.answerer = answerer
+        self.record_hyperparameters()
+        self.init_from = init_from
+        self.head_lr_multiplier = head_lr_multiplier
+        self.predictions_dir = predictions_dir
         # Unused trainable parameters would stop DDP: the mask token only serves pretraining, and the similarity
         # answerer never runs the fusion encoder.
         backbone.freeze(["mask_token", "fusion"] if isinstance(answerer, SimilarityChoiceAnswerer) else ["mask_token"])
-        if not getattr(answerer, "num_answers", None) and answerer.setting != "multiple_choice":
+        if not answerer.num_answers and answerer.setting != "multiple_choice":
             self._bound = False  # the head's size comes from the data, in setup()
         else:
-            answerer.bind(backbone, getattr(answerer, "num_answers", None))
+            answerer.bind(backbone, answerer.num_answers)
             self._bound = True
         self._initialised = False
         self._evaluation = EmbeddingCollector()
-        self.load_report: LoadReport | None = None
-        self.last_metrics: dict[str, dict[str, float]] = {}
 
     # ------------------------------------------------------------------ set-up
     def setup(self, stage: str) -> None:
         """Check the data's setting against the answerer, size the head from the vocabulary, load ``init_from``."""
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if datamodule is not None and hasattr(datamodule, "setting"):
-            if datamodule.setting != self.answerer.setting:
+        questions = self.question_source()
+        if questions is not None:
+            if questions.setting != self.answerer.setting:
                 raise ValueError(
-                    f"the data in {datamodule.hparams.root} is {datamodule.setting} but the answerer "
-                    f"{type(self.answerer).__name__} answers {self.answerer.setting} questions"
+                    f"the VideoQA data is {questions.setting} but the answerer {type(self.answerer).__name__} "
+                    f"answers {self.answerer.setting} questions (data.init_args.root and "
+                    "model.init_args.answerer.class_path must agree)"
                 )
-            self.answerer.bind(self.backbone, datamodule.num_answers)
+            self.answerer.bind(self.backbone, questions.num_answers)
             self._bound = True
         if not self._bound:
             raise ValueError("the answerer's num_answers is not set and no VideoQA datamodule gives a vocabulary")
-        if self.hparams.init_from is not None and not self._initialised:
-            self.load_report = self.initialise_from(self.hparams.init_from)
+        if self.init_from is not None and not self._initialised:
+            self.load_report = self.initialise_from(self.init_from)
         self._initialised = True
+
+    def question_source(self) -> QuestionSource | None:
+        """The trainer's data module, when it declares the VideoQA data interface."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return datamodule if isinstance(datamodule, QuestionSource) else None
 
     def _sources(self) -> dict[str, str]:
         """Task prefix -> checkpoint prefix: the backbone, the dual-encoder heads (similarity), the answerer."""
@@ -154,10 +145,13 @@ class VideoQATask(SelfDescribingTask, L.LightningModule):
         """Size an unbound head from the checkpoint; accept a pretraining or retrieval checkpoint for MC zero-shot."""
         state = checkpoint["state_dict"]
         if not self._bound:
-            weight = state.get("answerer.head.layers.4.weight")
-            if weight is None:
-                raise ValueError("the checkpoint has no answerer head to size this task's answer vocabulary from")
-            self.answerer.bind(self.backbone, int(weight.shape[0]))
+            recorded = checkpoint.get(RECORD_KEY, {}).get("modules", {}).get("answerer", {}).get("init_args", {})
+            if not recorded.get("num_answers"):
+                raise ValueError(
+                    "the checkpoint does not record its answer vocabulary size (no trained VideoQA answerer): set "
+                    "model.init_args.answerer.init_args.num_answers, or give the VideoQA data"
+                )
+            self.answerer.bind(self.backbone, int(recorded["num_answers"]))
             self._bound = True
         own = self.state_dict()
         if set(state) != set(own):
@@ -185,18 +179,6 @@ class VideoQATask(SelfDescribingTask, L.LightningModule):
         }
         return self.answerer(self.backbone, tokens, inputs)
 
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        """Normalise uint8 clips on the device, batched (the lean sample path; float clips pass unchanged)."""
-        return normalize_batch_video(batch)
-
-    def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Seed dropout and drop-path from the step."""
-        torch.manual_seed(
-            step_seed(
-                self.hparams.seed, self.global_step, batch_idx % self.trainer.accumulate_grad_batches, self.global_rank
-            )
-        )
-
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         """Cross-entropy of the answer scores (a batch whose videos all failed is skipped)."""
         if "video" not in batch:
@@ -212,7 +194,8 @@ class VideoQATask(SelfDescribingTask, L.LightningModule):
         return loss
 
     # -------------------------------------------------------------- evaluation
-    def _evaluation_step(self, batch: dict[str, Any]) -> None:
+    def evaluation_step(self, batch: dict[str, Any]) -> None:
+        """Score a batch of the split's questions (unreadable videos count as wrong)."""
         if "label" not in batch:
             return
         size = batch["label"].shape[0]
@@ -232,7 +215,8 @@ class VideoQATask(SelfDescribingTask, L.LightningModule):
             readable=batch["readable"],
         )
 
-    def _evaluation_end(self, stage: str) -> dict[str, float]:
+    def evaluation_end(self, stage: str) -> dict[str, float]:
+        """Accuracy over the split, per answer type; one line per question in ``<predictions_dir>/<stage>.jsonl``."""
         parts = self._evaluation.gather()  # every rank takes part
         if not parts:
             return {}
@@ -242,26 +226,26 @@ class VideoQATask(SelfDescribingTask, L.LightningModule):
         first = torch.ones_like(ordered, dtype=torch.bool)
         first[1:] = ordered[1:] != ordered[:-1]
         rows = {name: tensor[order][first] for name, tensor in parts.items()}
-        datamodule = getattr(self.trainer, "datamodule", None)
-        type_names = list(getattr(datamodule, "answer_types", []))
+        questions = self.question_source()
+        type_names = list(questions.answer_types) if questions is not None else []
         vocabulary = self.answerer.setting != "multiple_choice"
         metrics = qa_metrics(
             rows["correct"], rows["label"], rows["answer_type"], type_names, rows["readable"], vocabulary
         )
         # Every rank holds the same gathered metrics, so every rank logs them (a monitor needs them on all ranks).
         self.log_dict({f"{stage}/{name}": float(value) for name, value in metrics.items()})
-        self.last_metrics[stage] = metrics
+        self.results[stage] = metrics
         when = f" after {self.global_step} steps" if stage != "test" else ""  # test does not restore the step
         rank_zero_info(format_qa_table(metrics, type_names, f"{stage} VideoQA{when}"))
-        if self.trainer.is_global_zero and datamodule is not None and stage in getattr(datamodule, "records", {}):
-            self._write_predictions(stage, rows, datamodule)
+        if self.trainer.is_global_zero and questions is not None and stage in questions.records:
+            self._write_predictions(stage, rows, questions)
         return metrics
 
-    def _write_predictions(self, stage: str, rows: dict[str, torch.Tensor], datamodule: Any) -> None:
-        folder = self.hparams.predictions_dir or os.path.join(self.trainer.default_root_dir, "predictions")
+    def _write_predictions(self, stage: str, rows: dict[str, torch.Tensor], questions: QuestionSource) -> None:
+        folder = self.predictions_dir or os.path.join(self.trainer.default_root_dir, "predictions")
         os.makedirs(folder, exist_ok=True)
-        records = datamodule.records[stage]
-        answers = list(getattr(datamodule, "answers", []))
+        records = questions.records[stage]
+        answers = list(questions.answers)
         lines = []
         for index, correct, prediction, readable in zip(
             rows["question_index"].tolist(),
@@ -293,22 +277,6 @@ class VideoQATask(SelfDescribingTask, L.LightningModule):
         write_text_atomic(path, "\n".join(lines) + "\n")
         rank_zero_info(f"VideoQA {stage} predictions: {path}")
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Score a batch of validation questions."""
-        self._evaluation_step(batch)
-
-    def on_validation_epoch_end(self) -> None:
-        """Accuracy over the validation split (``val/accuracy`` selects checkpoints)."""
-        self._evaluation_end("val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Score a batch of test questions."""
-        self._evaluation_step(batch)
-
-    def on_test_epoch_end(self) -> None:
-        """Accuracy over the test split (only reported)."""
-        self._evaluation_end("test")
-
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
         """Scores and predicted answer index of a batch's readable questions, with their question indices."""
         if "video" not in batch:
@@ -321,9 +289,9 @@ class VideoQATask(SelfDescribingTask, L.LightningModule):
         }
 
     # ------------------------------------------------------------ optimisation
-    def configure_optimizers(self) -> dict[str, object]:
-        """AdamW with the QA head at ``head_lr_multiplier`` times the rate; warmup then cosine, per step."""
-        return configure_from_hparams(self, {"answerer.head.": self.hparams.head_lr_multiplier})
+    def lr_scales(self) -> dict[str, float]:
+        """The QA head learns at ``head_lr_multiplier`` times the rate (the release's 10x)."""
+        return {"answerer.head.": self.head_lr_multiplier}
 
 
 def format_qa_table(metrics: dict[str, float], type_names: list[str], title: str) -> str:
