@@ -23,6 +23,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import sys
 from typing import Any
 
 import torch
@@ -35,6 +36,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 import clover_pl.tasks  # noqa: F401
 from clover_pl import run_safety
+from clover_pl.config_renames import check_renamed_keys
 
 # Imported for their subclasses: jsonargparse resolves a short class name among the imported subclasses.
 from clover_pl.data import PretrainDataModule, RetrievalDataModule, VideoQADataModule  # noqa: F401
@@ -67,6 +69,12 @@ class CloverCLI(LightningCLI):
         of that checkpoint instead of the RetrievalTask the config names. Resuming is unaffected: the config is
         given again.
         """
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Refuse renamed keys with one line naming the new one (:mod:`clover_pl.config_renames`), then parse."""
+        if args is None or isinstance(args, list):
+            check_renamed_keys(list(sys.argv[1:] if args is None else args))
+        super().parse_arguments(parser, args)
 
     def _add_subcommands(self, parser: LightningArgumentParser, **kwargs: Any) -> None:
         """The Trainer's subcommands, then those of :data:`clover_pl.subcommands.COMMANDS`.
