@@ -87,7 +87,7 @@ def run_one(args: argparse.Namespace, levers: tuple[str, ...]) -> dict[str, floa
             encoder.config._attn_implementation = "eager"
     if "checkpointing" in levers:
         for layer in backbone.video.layers:
-            layer.use_checkpoint = True
+            layer.activation_checkpointing = True
     if "compile" in levers:
         compile_encoders(backbone, ("video", "text", "fusion"), mode=None, dynamic=False)
     fused = "fused_adamw" in levers

@@ -40,7 +40,9 @@ from typing import Any
 import torch
 
 from clover_pl.data import video as video_module
-from clover_pl.data.pretrain import PretrainDataModule, decode_clip, read_caption, stack
+from clover_pl.data.collate import stack
+from clover_pl.data.pretrain import PretrainDataModule
+from clover_pl.data.pretrain_samples import decode_clip, read_caption
 from clover_pl.data.shards import expand_urls, iter_shard, write_shards
 from clover_pl.prepare.presets import PRESETS
 from clover_pl.prepare.webvid import Reencode, reencode_video

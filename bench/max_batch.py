@@ -66,7 +66,7 @@ def build(args: argparse.Namespace, checkpointing: bool) -> dict:
     task = PretrainTask(clover_backbone(args.preset), embed_dim=64 if args.preset == "tiny" else 768)
     task = task.to("cuda").train()
     for index, layer in enumerate(task.backbone.video.layers):
-        layer.use_checkpoint = checkpointing and (args.stages is None or index in args.stages)
+        layer.activation_checkpointing = checkpointing and (args.stages is None or index in args.stages)
     _, grid_h, grid_w = video_token_grid(
         BackboneSizes.from_backbone(task.backbone).video, args.frames, args.size, args.size
     )

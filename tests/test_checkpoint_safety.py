@@ -233,7 +233,7 @@ def test_a_bad_swin_or_bert_file_is_one_line(tmp_path: Path, capsys: pytest.Capt
     random = tmp_path / "swin.pth"
     random.write_bytes(RANDOM_BYTES)
     config = ["fit", "--config=conf/retrieval/synthetic.yaml", "--config=conf/debug/tiny.yaml"]
-    key = "--model.init_args.backbone.init_args.video_encoder.init_args.checkpoint"
+    key = "--model.init_args.backbone.init_args.video_encoder.init_args.pretrained_path"
     code, err = run_main([*config, "--model.init_args.init_from=null", f"{key}={random}"], capsys)
     assert code == 2
     assert err.strip().splitlines()[-1] == (

@@ -60,3 +60,19 @@ def test_the_cli_prints_one_line_and_exits_2(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert "use data.init_args.max_skip_rate" in err[0]
+
+
+def test_the_old_swin_weight_and_recomputation_keys_name_their_new_keys(tmp_path) -> None:
+    video = "model.init_args.backbone.init_args.video_encoder"
+    swin = "class_path: clover_pl.models.VideoSwinTransformer\ninit_args:\n  checkpoint: swin.pth\n"
+    write(tmp_path / "swin.yaml", swin)
+    old = write(
+        tmp_path / "old.yaml",
+        "model:\n  init_args:\n    backbone:\n      init_args:\n        video_encoder: swin.yaml\n",
+    )
+    with pytest.raises(
+        RenamedKeyError, match=rf"{video}.init_args.checkpoint was renamed: use {video}.init_args.pretrained_path$"
+    ):
+        check_renamed_keys(["fit", "--config", QUICKSTART, "--config", old])
+    with pytest.raises(RenamedKeyError, match=rf"use --{video}.init_args.activation_checkpointing$"):
+        check_renamed_keys(["fit", "--config", QUICKSTART, f"--{video}.init_args.use_checkpoint=true"])

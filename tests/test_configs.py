@@ -73,7 +73,7 @@ def test_base_file_reads_weight_paths_from_the_environment(monkeypatch: pytest.M
     monkeypatch.setenv("CLOVER_SWIN_CKPT", "/data/swin_b.pth")
     config = backbone_parser().parse_args([f"--backbone={CONF / 'backbone' / 'clover_base.yaml'}"])
     init = config.backbone.init_args
-    assert init.video_encoder.init_args.checkpoint == "/data/swin_b.pth"
+    assert init.video_encoder.init_args.pretrained_path == "/data/swin_b.pth"
     assert init.text_encoder.init_args.pretrained_path == "/data/bert-base-uncased"
     assert init.fusion_encoder.init_args.pretrained_path == "/data/bert-base-uncased"
 

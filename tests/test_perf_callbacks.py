@@ -113,11 +113,11 @@ def test_swin_checkpointing_per_stage_keeps_the_gradients() -> None:
 
     plain = gradients()
     SwinActivationCheckpointing(stages=[1]).setup(None, task, "fit")  # type: ignore[arg-type]
-    assert [layer.use_checkpoint for layer in task.backbone.video.layers] == [False, True]
+    assert [layer.activation_checkpointing for layer in task.backbone.video.layers] == [False, True]
     for ours, reference in zip(gradients(), plain, strict=True):
         torch.testing.assert_close(ours, reference)
     SwinActivationCheckpointing().setup(None, task, "fit")  # type: ignore[arg-type]
-    assert all(layer.use_checkpoint for layer in task.backbone.video.layers)
+    assert all(layer.activation_checkpointing for layer in task.backbone.video.layers)
     with pytest.raises(ValueError, match="out of range"):
         SwinActivationCheckpointing(stages=[2]).setup(None, task, "fit")  # type: ignore[arg-type]
 

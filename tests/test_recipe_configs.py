@@ -122,7 +122,7 @@ def test_pretrain_warmup_resolves_from_the_trainers_stepping_batches(tmp_path: P
         + "".join(
             f"        {part}:\n          init_args:\n            {key}: null\n"
             for part, key in (
-                ("video_encoder", "checkpoint"),
+                ("video_encoder", "pretrained_path"),
                 ("text_encoder", "pretrained_path"),
                 ("fusion_encoder", "pretrained_path"),
             )

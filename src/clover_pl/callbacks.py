@@ -318,8 +318,8 @@ class SwinActivationCheckpointing(L.Callback):
     """Recompute the blocks of chosen Video Swin stages in the backward pass instead of storing their activations.
 
     Trades compute (one more forward of those blocks) for memory, so that a larger batch fits. The same switch as
-    the video encoder's ``use_checkpoint``, but per stage: at the base size, stage 3 (18 of the 24 blocks) holds
-    most of the activations.
+    the video encoder's ``activation_checkpointing``, but per stage: at the base size, stage 3 (18 of the 24 blocks)
+    holds most of the activations.
 
     Args:
         stages: 0-based stage indices to checkpoint; None for every stage.
@@ -338,7 +338,7 @@ class SwinActivationCheckpointing(L.Callback):
             raise ValueError(f"stages {list(self.stages)} out of range for a {len(layers)}-stage video encoder")
         for index, layer in enumerate(layers):
             assert isinstance(layer, BasicLayer)  # a Video Swin stage
-            layer.use_checkpoint = self.stages is None or index in self.stages
+            layer.activation_checkpointing = self.stages is None or index in self.stages
 
 
 class ModelCheckpoint(L.pytorch.callbacks.ModelCheckpoint):

@@ -83,12 +83,10 @@ def run_cli(args: list[str] | None = None) -> CloverCLI:
 
 def _with_shipped_configs(args: list[str] | None) -> list[str] | None:
     """``args`` with shipped config names resolved to files; None (read ``sys.argv``) when nothing changes."""
-    from clover_pl.config_renames import check_renamed_keys
     from clover_pl.configs import resolve_config_arguments
 
     given = sys.argv[1:] if args is None else list(args)
     resolved = resolve_config_arguments(given)
-    check_renamed_keys(resolved)
     return None if args is None and resolved == given else resolved
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from clover_pl.errors import UserError
 
+SPATIAL_TOKENS = "model.init_args.backbone.init_args.fusion_encoder.init_args.spatial_tokens"
 _OPTIMIZATION = ("lr", "weight_decay", "betas", "eps", "warmup_fraction", "warmup_steps", "lr_schedule", "min_lr_ratio")
 _OBJECTIVE = (
     "use_tma",
@@ -43,6 +44,14 @@ RENAMED_ARGUMENTS: dict[str, dict[str, str]] = {
     },
     "clover_pl.tasks.RetrievalTask": dict(_TO_OPTIMIZATION),
     "clover_pl.tasks.VideoQATask": dict(_TO_OPTIMIZATION),
+    # Linked from the backbone by the CLI (clover_pl.models.geometry): set the fusion's spatial positions instead.
+    "clover_pl.data.pretrain.PretrainDataModule": {"image_size": SPATIAL_TOKENS, "video_mask_grid": SPATIAL_TOKENS},
+    "clover_pl.data.retrieval.RetrievalDataModule": {"image_size": SPATIAL_TOKENS},
+    "clover_pl.data.videoqa.VideoQADataModule": {"image_size": SPATIAL_TOKENS},
+    "clover_pl.models.video_swin.VideoSwinTransformer": {
+        "checkpoint": "model.init_args.backbone.init_args.video_encoder.init_args.pretrained_path",
+        "use_checkpoint": "model.init_args.backbone.init_args.video_encoder.init_args.activation_checkpointing",
+    },
 }
 """Old constructor arguments of clover-pl classes and the config keys that replaced them."""
 

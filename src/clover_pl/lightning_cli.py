@@ -12,7 +12,10 @@ What it adds to LightningCLI:
   is switched off, and ``fit --ckpt_path ...`` continues the latest run folder (``version_N``) instead of opening
   a new one, purging the events logged after the checkpoint's step;
 - reliability (issue 16): checkpoints local and ``weights_only=True``, saved atomically beside their target
-  (:mod:`clover_pl.run_safety`), and a SIGTERM ends the process with status 143 once ``last.ckpt`` is saved.
+  (:mod:`clover_pl.run_safety`), and a SIGTERM ends the process with status 143 once ``last.ckpt`` is saved;
+- geometry (issue 14): the data's ``image_size`` and ``video_mask_grid`` are linked from the backbone (the fusion's
+  ``spatial_tokens``, the Swin's patch and stages; :mod:`clover_pl.models.geometry`), and clips with more temporal
+  tokens than the fusion's ``temporal_slots`` stop the run in one line before anything is built.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import sys
 from typing import Any
 
 import torch
@@ -32,12 +36,21 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 import clover_pl.tasks  # noqa: F401
 from clover_pl import run_safety
+from clover_pl.config_renames import check_renamed_keys
 
 # Imported for their subclasses: jsonargparse resolves a short class name among the imported subclasses.
 from clover_pl.data import PretrainDataModule, RetrievalDataModule, VideoQADataModule  # noqa: F401
+from clover_pl.errors import UserError
 from clover_pl.model_summary import ModelSummary
+from clover_pl.models import geometry
 from clover_pl.progress_bar import StepProgressBar
 from clover_pl.tensorboard import Pictures, SelectionMetricHParams
+
+BACKBONE = "model.init_args.backbone.init_args"
+VIDEO_ENCODER = f"{BACKBONE}.video_encoder.init_args"
+FUSION_ENCODER = f"{BACKBONE}.fusion_encoder.init_args"
+FRAME_KEYS = ("num_frames", "validation_frames", "train_frames", "test_frames")
+"""The data module arguments that give frames per clip (the datamodules that lack one simply do not have it)."""
 
 TENSORBOARD_LOGGERS = (
     "lightning.pytorch.loggers.TensorBoardLogger",
@@ -57,6 +70,12 @@ class CloverCLI(LightningCLI):
         given again.
         """
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Refuse renamed keys with one line naming the new one (:mod:`clover_pl.config_renames`), then parse."""
+        if args is None or isinstance(args, list):
+            check_renamed_keys(list(sys.argv[1:] if args is None else args))
+        super().parse_arguments(parser, args)
+
     def _add_subcommands(self, parser: LightningArgumentParser, **kwargs: Any) -> None:
         """The Trainer's subcommands, then those of :data:`clover_pl.subcommands.COMMANDS`.
 
@@ -66,8 +85,22 @@ class CloverCLI(LightningCLI):
         from clover_pl.subcommands import COMMANDS
 
         subcommands = parser._subcommands_action
+        if subcommands is None:  # set by super()._add_subcommands
+            return
         for name, command in COMMANDS.items():
             subcommands.add_subcommand(name, LightningArgumentParser(description=command.help), help=command.help)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Derive the data's crop size and video mask grid from the backbone, so that they cannot disagree.
+
+        Both are parse-time links from the model to the data (architecture values live under ``model``): setting
+        ``data.init_args.image_size`` or ``video_mask_grid`` is refused (:mod:`clover_pl.config_renames`). A data
+        module without the argument is left alone.
+        """
+        spatial = f"{FUSION_ENCODER}.spatial_tokens"
+        sources = (spatial, f"{VIDEO_ENCODER}.patch_size", f"{VIDEO_ENCODER}.depths")
+        parser.link_arguments(sources, "data.init_args.image_size", geometry.image_size)
+        parser.link_arguments(spatial, "data.init_args.video_mask_grid", geometry.video_mask_grid)
 
     # ------------------------------------------------------------------ TensorBoard
     # ------------------------------------------------------------------ reliability (issue 16)
@@ -92,6 +125,7 @@ class CloverCLI(LightningCLI):
         """
         config = self.config.get(str(self.subcommand), self.config)
         run_safety.check_subcommand_config(config)
+        check_temporal_slots(config)
         trainer = config.get("trainer")
         if trainer is None:
             return
@@ -133,6 +167,30 @@ class CloverCLI(LightningCLI):
                 added.append(Pictures())
         config["callbacks"].extend(added)
         return super()._instantiate_trainer(config, callbacks)
+
+
+def check_temporal_slots(config: Namespace) -> None:
+    """Stop before anything is built when the data's clips have more temporal tokens than the fusion can place.
+
+    ``temporal_slots`` is a capacity, not a function of the data (a model pretrained on 8 frames fine-tunes and is
+    tested on 32), so it is checked rather than linked.
+
+    Raises:
+        UserError: one line naming the frames key, the slots key and their values.
+    """
+    slots = config.get(f"{FUSION_ENCODER}.temporal_slots")
+    patch_size = config.get(f"{VIDEO_ENCODER}.patch_size")
+    data = config.get("data.init_args")
+    if not isinstance(slots, int) or not patch_size or not isinstance(data, Namespace):
+        return
+    for key in FRAME_KEYS:
+        frames = data.get(key)
+        if isinstance(frames, int) and geometry.temporal_positions(frames, patch_size) > slots:
+            positions = geometry.temporal_positions(frames, patch_size)
+            raise UserError(
+                f"data.init_args.{key}={frames} gives {positions} temporal tokens (patch_size {list(patch_size)}) "
+                f"but {FUSION_ENCODER}.temporal_slots={slots}: lower the frames or raise temporal_slots"
+            )
 
 
 def _has(callbacks: list[Any], kind: type) -> bool:

@@ -24,16 +24,17 @@ def test_global_batch_counts_devices_nodes_batch_and_accumulation() -> None:
 
 
 def test_the_published_run_and_its_one_node_equivalents_pass() -> None:
-    check_global_batch(trainer(8, 4), 32, 1024, False)  # the published 4-node launch
-    check_global_batch(trainer(8, 1), 128, 1024, False)  # one node, 128 per GPU
-    check_global_batch(trainer(8, 1, 4), 32, 1024, False)  # one node with accumulation (fewer negatives: header)
-    check_global_batch(trainer(8, 1), 32, None, False)  # nothing declared: nothing checked
-    check_global_batch(None, 32, 1024, False)  # no trainer: nothing checked
+    check_global_batch(trainer(8, 4), 32, 1024, allow_mismatch=False)  # the published 4-node launch
+    check_global_batch(trainer(8, 1), 128, 1024, allow_mismatch=False)  # one node, 128 per GPU
+    # one node with accumulation (fewer negatives: header)
+    check_global_batch(trainer(8, 1, 4), 32, 1024, allow_mismatch=False)
+    check_global_batch(trainer(8, 1), 32, None, allow_mismatch=False)  # nothing declared: nothing checked
+    check_global_batch(None, 32, 1024, allow_mismatch=False)  # no trainer: nothing checked
 
 
 def test_a_different_global_batch_stops_with_one_line_naming_the_keys() -> None:
     with pytest.raises(GlobalBatchMismatchError) as error:
-        check_global_batch(trainer(8, 1), 32, 1024, False)
+        check_global_batch(trainer(8, 1), 32, 1024, allow_mismatch=False)
     message = str(error.value)
     assert "\n" not in message
     assert "256 clips (8 devices x 1 node x batch_size 32 x accumulate_grad_batches 1)" in message
@@ -43,7 +44,7 @@ def test_a_different_global_batch_stops_with_one_line_naming_the_keys() -> None:
 
 def test_an_allowed_mismatch_warns_and_runs() -> None:
     with pytest.warns(UserWarning, match="global batch mismatch allowed: this run steps with 256 clips"):
-        check_global_batch(trainer(8, 1), 32, 1024, True)
+        check_global_batch(trainer(8, 1), 32, 1024, allow_mismatch=True)
 
 
 @pytest.mark.slow

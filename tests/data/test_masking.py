@@ -7,14 +7,8 @@ import pytest
 import torch
 
 from clover_pl.data.masking import STOP_WORDS, TextMasker
-from clover_pl.data.pos_tagging import (
-    CandidateUnits,
-    LexiconTagger,
-    SpacyTagger,
-    default_tagger,
-    spacy_available,
-    verb_phrase_spans,
-)
+from clover_pl.data.pos_tagging import LexiconTagger, SpacyTagger, default_tagger, spacy_available
+from clover_pl.data.pos_units import CandidateUnits, verb_phrase_spans
 from clover_pl.data.text import load_tokenizer
 from clover_pl.data.video_masking import BlockMaskGenerator
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from clover_pl.data import RetrievalDataModule
-from clover_pl.data.retrieval import load_clip
+from clover_pl.data.record_clip import load_clip
 from clover_pl.data.retrieval_manifest import write_retrieval_manifest
 from clover_pl.data.shards import iter_shard
 from clover_pl.data.video import DecodeError, decode_video

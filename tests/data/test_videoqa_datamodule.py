@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from clover_pl.data import VideoQADataModule
-from clover_pl.data.videoqa import IGNORE_LABEL, carve_validation_videos
+from clover_pl.data.videoqa import carve_validation_videos
+from clover_pl.data.videoqa_questions import IGNORE_LABEL
 from clover_pl.prepare.synthetic_qa import prepare_synthetic_qa
 
 

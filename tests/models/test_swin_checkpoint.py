@@ -53,7 +53,7 @@ def test_official_release_loads(official_file, source):
 
 
 def test_constructor_loads_checkpoint(official_file, source):
-    model = VideoSwinTransformer(**SIZES, checkpoint=official_file)
+    model = VideoSwinTransformer(**SIZES, pretrained_path=official_file)
     assert isinstance(model.load_report, LoadReport)
     assert torch.equal(model.norm.weight, source.norm.weight)
     assert VideoSwinTransformer(**SIZES).load_report is None

@@ -41,7 +41,7 @@ def run_global_batch(trainer: Any, batch_size: int) -> tuple[int, str]:
     return devices * nodes * batch_size * accumulation, parts
 
 
-def check_global_batch(trainer: Any, batch_size: int, published: int | None, allow_mismatch: bool) -> None:
+def check_global_batch(trainer: Any, batch_size: int, published: int | None, *, allow_mismatch: bool) -> None:
     """Stop a ``fit`` whose global batch is not the published one (or warn when the mismatch is allowed).
 
     Args:

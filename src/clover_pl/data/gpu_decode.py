@@ -20,13 +20,19 @@ from __future__ import annotations
 
 import importlib
 import logging
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
-from clover_pl.data.video import DecodeError, _check_sampling, _scaled_size, count_frames, sample_frame_indices
+from clover_pl.data.decode_error import DecodeError
+from clover_pl.data.frame_sampling import SamplingMode, check_sampling, sample_frame_indices
+from clover_pl.data.video import count_frames, scaled_size
 
-VIDEO_DECODERS = ("cpu", "torchcodec_cuda")
+VideoDecoder = Literal["cpu", "torchcodec_cuda"]
+"""Which engine decodes training videos: PyAV on the CPU, or NVDEC through torchcodec."""
+
+VIDEO_DECODERS: tuple[VideoDecoder, ...] = get_args(VideoDecoder)
 """Valid ``video_decoder`` values."""
 
 log = logging.getLogger(__name__)
@@ -76,7 +82,7 @@ def _probe_clip() -> bytes:
     return buffer.getvalue()
 
 
-def resolve_video_decoder(name: str) -> str:
+def resolve_video_decoder(name: VideoDecoder) -> VideoDecoder:
     """The decoder that will actually run for the switch value ``name``; says in one line when it falls back.
 
     Raises:
@@ -96,7 +102,7 @@ def resolve_video_decoder(name: str) -> str:
 def decode_video_cuda(
     data: bytes,
     num_samples: int,
-    mode: str = "random",
+    mode: SamplingMode = "random",
     short_side: int | None = None,
     generator: torch.Generator | None = None,
     threads: int = 1,
@@ -120,7 +126,7 @@ def decode_video_cuda(
     Raises:
         DecodeError: For a video that cannot be decoded.
     """
-    _check_sampling(num_samples, mode)
+    check_sampling(num_samples, mode)
     indices = sample_frame_indices(count_frames(data), num_samples, mode, generator)
     from torchcodec.decoders import VideoDecoder  # optional dependency: imported only on this path
 
@@ -130,7 +136,7 @@ def decode_video_cuda(
     except Exception as error:  # torchcodec raises RuntimeError/ValueError for damaged input
         raise DecodeError("corrupt", f"{type(error).__name__}: {error}") from error
     height, width = frames.shape[-2:]
-    new_width, new_height = _scaled_size(width, height, short_side)
+    new_width, new_height = scaled_size(width, height, short_side)
     if (new_height, new_width) != (height, width):
         frames = F.interpolate(
             frames.float(), size=(new_height, new_width), mode="bilinear", antialias=True, align_corners=False

@@ -7,12 +7,8 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-
-def write_text_atomic(path: str, content: str) -> None:
-    """Write ``content`` to ``path`` through a temporary file, so a reader never sees half a file."""
-    with open(path + ".tmp", "w", encoding="utf-8") as stream:
-        stream.write(content)
-    os.replace(path + ".tmp", path)
+# Re-exported for the callers that still import it from here; new code imports it from clover_pl.files.
+from clover_pl.files import write_text_atomic as write_text_atomic
 
 
 def stored_record(record: dict[str, Any], root: str, fields: Iterable[str]) -> dict[str, Any]:

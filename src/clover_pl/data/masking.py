@@ -24,14 +24,18 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
 
-from clover_pl.data.pos_tagging import PartOfSpeechTagger, default_tagger
+from clover_pl.data.pos_tagging import default_tagger
+from clover_pl.data.pos_units import PartOfSpeechTagger
 
-MASKING_MODES = ("semantic", "whole_word", "random")
+TextMasking = Literal["semantic", "whole_word", "random"]
+"""Which words a caption masks: nouns and verb phrases (Clover), whole words, or WordPiece tokens at random."""
+
+MASKING_MODES: tuple[TextMasking, ...] = get_args(TextMasking)
 MAX_PREDICTIONS = 512  # the original's cap on chosen units; never reached at Clover's 30 tokens
 
 # The Glasgow IR stop-word list plus the YouTube-speech extras Clover adds (spec §3.2 step 6). Only the
@@ -88,7 +92,7 @@ class TextMasker:
         self,
         tokenizer: Any,
         max_length: int = 30,
-        mode: str = "semantic",
+        mode: TextMasking = "semantic",
         probability: float = 0.3,
         tagger: PartOfSpeechTagger | None = None,
         seed: int | None = None,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 import torch.distributed as dist
@@ -30,7 +30,10 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from clover_pl.data.pipeline import TALLY
 from clover_pl.data.skip_ledger import EmptyEpoch, SkipLedger, SkipRateExceeded
 
-SCHEDULES = ("alternate", "weighted")
+Schedule = Literal["alternate", "weighted"]
+"""How sources share the steps: one batch from each in turn, or each step's source drawn by weight."""
+
+SCHEDULES: tuple[Schedule, ...] = get_args(Schedule)
 SNAPSHOTS_KEPT = 16  # states of recent steps; the trainer is at most its prefetch depth (1) behind the mixer
 
 
@@ -55,7 +58,7 @@ class SourceMixer:
         make_loaders: Callable[[int], list[StatefulDataLoader]],
         current_epoch: Callable[[], int],
         trained_batches: Callable[[], int | None],
-        schedule: str = "alternate",
+        schedule: Schedule = "alternate",
         weights: list[float] | None = None,
         epoch_batches: int | None = None,
         seed: int = 0,
@@ -153,7 +156,7 @@ class SourceMixer:
                 except SkipRateExceeded as exceeded:
                     error = exceeded
             # Ranks agree on going on and on stopping, so that no rank is left waiting in a collective.
-            have, stop = ranks_agree(batch is not None, error is not None)
+            have, stop = ranks_agree(have=batch is not None, stop=error is not None)
             if stop:
                 raise error or SkipRateExceeded(
                     "stopping: another rank's skip rate passed data.init_args.max_skip_rate (its message names the "
@@ -161,6 +164,9 @@ class SourceMixer:
                 )
             if not have:
                 break
+            # `have`: every rank holds a batch, this one included.
+            assert batch is not None
+            assert snapshot is not None
             self._snapshots[index] = snapshot
             self._snapshots.pop(index - SNAPSHOTS_KEPT, None)
             turn, index = (source + 1) % len(loaders), index + 1
@@ -241,10 +247,10 @@ def all_ranks_have_a_batch(have: bool) -> bool:
     the epoch ends for everyone when the first rank runs out (the others' last batches are left for the next epoch's
     reshuffle).
     """
-    return ranks_agree(have)[0]
+    return ranks_agree(have=have)[0]
 
 
-def ranks_agree(have: bool, stop: bool = False) -> tuple[bool, bool]:
+def ranks_agree(*, have: bool, stop: bool = False) -> tuple[bool, bool]:
     """(every rank has a next batch, some rank must stop the run): one all-reduce for both."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return have, stop

@@ -115,6 +115,7 @@ def tar_samples(
     shards: Iterator[dict[str, Any]],
     count: Callable[[str, int], Any],
     sizes: dict[str, int] | None = None,
+    *,
     allow_pipe_urls: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Members of each shard (``{"url": ...}``) grouped into samples: ``__key__``, ``__url__``, bytes by extension.
@@ -132,7 +133,7 @@ def tar_samples(
     for shard in shards:
         url, delivered = shard["url"], 0
         try:
-            with open_shard(url, allow_pipe_urls) as stream:
+            with open_shard(url, allow_pipe_urls=allow_pipe_urls) as stream:
                 for sample in _read_tar(url, stream, lambda error: count("corrupt_tar", 1)):
                     if failed_download(sample):
                         count("failed_download", 1)
@@ -232,6 +233,7 @@ class ShardPipeline(torch.utils.data.IterableDataset):
         decode: Callable[[dict[str, Any], random.Random], dict[str, Any]],
         collate: Callable[[list[dict[str, Any]]], dict[str, Any]],
         batch_size: int,
+        *,
         seed: int = 0,
         shuffle: bool = True,
         shuffle_buffer: int = 1000,
@@ -242,7 +244,7 @@ class ShardPipeline(torch.utils.data.IterableDataset):
     ) -> None:
         super().__init__()
         self.urls = expand_urls(urls)
-        check_pipe_urls(self.urls, allow_pipe_urls)
+        check_pipe_urls(self.urls, allowed=allow_pipe_urls)
         self.allow_pipe_urls = allow_pipe_urls
         self.emit_tally = emit_tally
         missing = [url for url in self.urls if not has_scheme(url) and not os.path.exists(url)]
@@ -305,7 +307,7 @@ class ShardPipeline(torch.utils.data.IterableDataset):
 
         # A resumed stream (start > 0) had delivered batches, so its shards are not all bad.
         shards = self._shard_stream(random.Random(seed), lambda: decoded + start)
-        stream = tar_samples(shards, count, self.sizes, self.allow_pipe_urls)
+        stream = tar_samples(shards, count, self.sizes, allow_pipe_urls=self.allow_pipe_urls)
         if self.shuffle:
             stream = buffer_shuffle(stream, self.shuffle_buffer, random.Random(seed + 1))
         # Each batch is held back until the next one is complete, so that the skips after the last batch of the

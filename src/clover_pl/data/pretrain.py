@@ -1,11 +1,10 @@
-"""PretrainDataModule: WebVid-style video shards and CC3M-style image shards, alternating batch by batch."""
+"""PretrainDataModule: WebVid-style video shards and CC3M-style image shards, alternating batch by batch.
+
+The settings are the constructor's arguments (the YAML keys under ``data.init_args``), kept as attributes; the
+pipelines are built from them in ``setup``. The samples come from :mod:`clover_pl.data.pretrain_samples`.
+"""
 
 from __future__ import annotations
-
-import random
-import zlib
-from collections.abc import Callable
-from typing import Any
 
 import lightning as L
 import torch
@@ -13,154 +12,28 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from clover_pl.data.collate import stack
 from clover_pl.data.global_batch import check_global_batch
-from clover_pl.data.gpu_decode import decode_video_cuda, resolve_video_decoder
-from clover_pl.data.masking import TextMasker
-from clover_pl.data.mixing import SCHEDULES, SourceMixer
-from clover_pl.data.pipeline import SampleSkipped, ShardPipeline
+from clover_pl.data.gpu_decode import VideoDecoder, decode_video_cuda, resolve_video_decoder
+from clover_pl.data.masking import TextMasker, TextMasking
+from clover_pl.data.mixing import SCHEDULES, Schedule, SourceMixer
+from clover_pl.data.pipeline import ShardPipeline
 from clover_pl.data.pos_tagging import (
     POS_TAGGERS,
     SPACY_INSTALL_HINT,
-    PartOfSpeechTagger,
+    PosTaggerChoice,
     SpacyModelMissingError,
     default_tagger,
     tagger_name,
 )
+from clover_pl.data.pos_units import PartOfSpeechTagger
+from clover_pl.data.pretrain_samples import SKIP_REASONS, PretrainDecoder, RetrievalDecoder
 from clover_pl.data.shards import count_samples, expand_urls
 from clover_pl.data.skip_ledger import SkipLedger
 from clover_pl.data.text import load_tokenizer
 from clover_pl.data.transforms import ClipTransform
-from clover_pl.data.video import DECODE_ERROR_REASONS, DecodeError, decode_image, decode_video
+from clover_pl.data.video import decode_video
 from clover_pl.data.video_masking import BlockMaskGenerator
-
-# Every reason a sample or tar member can be skipped for; fixed, so every rank logs the same keys.
-SKIP_REASONS = (
-    "corrupt_tar",
-    "samples_lost",
-    "failed_download",
-    "no_caption",
-    "caption_not_utf8",
-    "caption_empty",
-    "no_media",
-    *(f"bad_media_{reason}" for reason in DECODE_ERROR_REASONS),
-)
-
-
-def read_caption(raw: dict[str, Any]) -> str:
-    """The ``.txt`` member as text; an absent, non-UTF-8 or empty caption skips the sample."""
-    data = raw.get("txt")
-    if data is None:
-        raise SampleSkipped("no_caption")
-    try:
-        caption = data.decode("utf-8").strip() if isinstance(data, bytes) else str(data).strip()
-    except UnicodeDecodeError as error:
-        raise SampleSkipped("caption_not_utf8") from error
-    if not caption:
-        raise SampleSkipped("caption_empty")
-    return caption
-
-
-def sample_id(key: str) -> int:
-    """A stable integer id for a shard key (the key itself when it is a number)."""
-    return int(key) if key.isdigit() else zlib.crc32(key.encode())
-
-
-def decode_clip(
-    raw: dict[str, Any],
-    num_frames: int,
-    mode: str,
-    short_side: int | None,
-    generator: torch.Generator,
-    threads: int = 1,
-    decode: Callable[..., torch.Tensor] = decode_video,
-) -> torch.Tensor:
-    """The sample's video (``.mp4``, by ``decode``) or image (``.jpg``) as (T, C, H, W) uint8; bad media skip it."""
-    try:
-        if "mp4" in raw:
-            return decode(
-                raw["mp4"], num_frames, mode=mode, short_side=short_side, generator=generator, threads=threads
-            )
-        for extension in ("jpg", "jpeg", "png", "webp"):
-            if extension in raw:
-                return decode_image(raw[extension], short_side=short_side)
-    except DecodeError as error:
-        raise SampleSkipped(f"bad_media_{error.reason}") from error
-    raise SampleSkipped("no_media")
-
-
-class PretrainDecoder:
-    """Raw shard sample -> pretraining sample: frames, augmentation, caption masking and the video cell mask.
-
-    Runs in the DataLoader workers. All randomness comes from the ``rng`` of the pipeline, which is seeded by
-    (seed, epoch, rank, worker), so an epoch's samples are reproducible.
-    """
-
-    def __init__(
-        self,
-        masker: TextMasker,
-        cell_mask: BlockMaskGenerator,
-        transform: ClipTransform,
-        num_frames: int,
-        short_side: int | None,
-        threads: int = 1,
-        decode: Callable[..., torch.Tensor] = decode_video,
-    ) -> None:
-        self.threads = threads
-        self.decode = decode
-        self.masker = masker
-        self.cell_mask = cell_mask
-        self.transform = transform
-        self.num_frames = num_frames
-        self.short_side = short_side
-
-    def __call__(self, raw: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-        """Decode one sample; raises :class:`SampleSkipped` for bad input."""
-        caption = read_caption(raw)
-        generator = torch.Generator().manual_seed(rng.getrandbits(62))
-        clip = decode_clip(raw, self.num_frames, "random", self.short_side, generator, self.threads, self.decode)
-        self.masker.reseed(rng.getrandbits(62))  # the masker draws from the pipeline's seed too
-        text = self.masker(caption)
-        return {
-            "video": self.transform(clip, generator=generator),
-            "video_mask": self.cell_mask(generator),
-            "input_ids": text["input_ids"],
-            "attention_mask": text["attention_mask"],
-            "masked_input_ids": text["masked_input_ids"],
-            "mlm_labels": text["mlm_labels"],
-            "id": torch.tensor(sample_id(raw["__key__"])),
-        }
-
-
-class RetrievalDecoder:
-    """Raw shard sample -> evaluation sample: centre frames, centre crop, the caption tokenised as it is."""
-
-    def __init__(
-        self, tokenizer: Any, transform: ClipTransform, num_frames: int, max_length: int, short_side: int | None
-    ) -> None:
-        self.tokenizer = tokenizer
-        self.transform = transform
-        self.num_frames = num_frames
-        self.max_length = max_length
-        self.short_side = short_side
-
-    def __call__(self, raw: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-        """Decode one sample; raises :class:`SampleSkipped` for bad input."""
-        caption = read_caption(raw)
-        clip = decode_clip(raw, self.num_frames, "middle", self.short_side, torch.Generator().manual_seed(0))
-        text = self.tokenizer(
-            caption, max_length=self.max_length, padding="max_length", truncation=True, return_tensors="pt"
-        )
-        return {
-            "video": self.transform(clip),
-            "input_ids": text["input_ids"][0],
-            "attention_mask": text["attention_mask"][0],
-            "id": torch.tensor(sample_id(raw["__key__"])),
-        }
-
-
-def stack(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack a list of samples key by key."""
-    return {key: torch.stack([sample[key] for sample in samples]) for key in samples[0]}
 
 
 class PretrainDataModule(L.LightningDataModule):
@@ -221,7 +94,7 @@ class PretrainDataModule(L.LightningDataModule):
         video_shards: str | list[str] | None = None,
         image_shards: str | list[str] | None = None,
         validation_shards: str | list[str] | None = None,
-        schedule: str = "alternate",
+        schedule: Schedule = "alternate",
         weights: list[float] | None = None,
         resampled: bool = False,
         epoch_batches: int | None = None,
@@ -234,10 +107,10 @@ class PretrainDataModule(L.LightningDataModule):
         short_side: int | None = None,
         decode_threads: int = 1,
         normalize_on_device: bool = True,
-        video_decoder: str = "cpu",
+        video_decoder: VideoDecoder = "cpu",
         max_text_length: int = 30,
-        text_masking: str = "semantic",
-        pos_tagger: str = "auto",
+        text_masking: TextMasking = "semantic",
+        pos_tagger: PosTaggerChoice = "auto",
         spacy_model: str = "en_core_web_sm",
         mask_probability: float = 0.3,
         video_mask_grid: tuple[int, int] = (7, 7),
@@ -258,30 +131,67 @@ class PretrainDataModule(L.LightningDataModule):
             raise ValueError(f"data.init_args.max_skip_rate must lie in [0, 1], got {max_skip_rate}")
         if pos_tagger not in POS_TAGGERS:
             raise ValueError(f"data.init_args.pos_tagger must be one of {', '.join(POS_TAGGERS)}, got {pos_tagger!r}")
-        self.save_hyperparameters()
+        self.save_hyperparameters()  # the checkpoint and TensorBoard keep the settings
+        self.tokenizer_path = tokenizer
+        self.video_shards = video_shards
+        self.image_shards = image_shards
+        self.validation_shards = validation_shards
+        self.schedule = schedule
+        self.weights = weights
+        self.resampled = resampled
+        self.epoch_batches = epoch_batches
+        self.batch_size = batch_size
+        self.validation_batch_size = validation_batch_size
+        self.num_frames = num_frames
+        self.validation_frames = validation_frames
+        self.image_size = image_size
+        self.crop_scale = crop_scale
+        self.short_side = short_side
+        self.decode_threads = decode_threads
+        self.normalize_on_device = normalize_on_device
+        self.video_decoder = video_decoder
+        self.max_text_length = max_text_length
+        self.text_masking = text_masking
+        self.pos_tagger = pos_tagger
+        self.spacy_model = spacy_model
+        self.mask_probability = mask_probability
+        self.video_mask_grid = video_mask_grid
+        self.video_mask_cells = video_mask_cells
+        self.num_workers = num_workers
+        self.shuffle_buffer = shuffle_buffer
+        self.seed = seed
+        self.max_skip_rate = max_skip_rate
+        self.skip_check_after = skip_check_after
+        self.allow_pipe_urls = allow_pipe_urls
+        self.published_global_batch = published_global_batch
+        self.allow_global_batch_mismatch = allow_global_batch_mismatch
         self.mixer: SourceMixer | None = None
         self.sources: list[ShardPipeline] = []
         self.validation: ShardPipeline | None = None
-        self.video_engine = "cpu"  # the decoder that runs: video_decoder, or "cpu" after a fallback
+        self.video_engine: VideoDecoder = "cpu"  # the decoder that runs: video_decoder, or "cpu" after a fallback
 
     def setup(self, stage: str) -> None:
         """Check the shard lists and build the pipelines (clear errors before training starts)."""
-        hp = self.hparams
         if stage == "fit":
-            check_global_batch(self.trainer, hp.batch_size, hp.published_global_batch, hp.allow_global_batch_mismatch)
-        tokenizer = load_tokenizer(hp.tokenizer)
-        tagger = self._tagger() if hp.text_masking == "semantic" else None
+            check_global_batch(
+                self.trainer,
+                self.batch_size,
+                self.published_global_batch,
+                allow_mismatch=self.allow_global_batch_mismatch,
+            )
+        tokenizer = load_tokenizer(self.tokenizer_path)
+        tagger = self._tagger() if self.text_masking == "semantic" else None
         masker = TextMasker(
-            tokenizer, hp.max_text_length, hp.text_masking, hp.mask_probability, tagger=tagger, seed=hp.seed
+            tokenizer, self.max_text_length, self.text_masking, self.mask_probability, tagger=tagger, seed=self.seed
         )
-        cells = BlockMaskGenerator(tuple(hp.video_mask_grid), hp.video_mask_cells)
-        lean = hp.normalize_on_device
-        train_transform = ClipTransform(size=hp.image_size, train=True, scale=tuple(hp.crop_scale), normalize=not lean)
-        test_transform = ClipTransform(size=hp.image_size, train=False, normalize=not lean)
-        self.video_engine = resolve_video_decoder(hp.video_decoder)
+        cells = BlockMaskGenerator((self.video_mask_grid[0], self.video_mask_grid[1]), self.video_mask_cells)
+        lean = self.normalize_on_device
+        train_transform = ClipTransform(size=self.image_size, train=True, scale=self.crop_scale, normalize=not lean)
+        test_transform = ClipTransform(size=self.image_size, train=False, normalize=not lean)
+        self.video_engine = resolve_video_decoder(self.video_decoder)
         decode = decode_video_cuda if self.video_engine == "torchcodec_cuda" else decode_video
         if stage == "fit":
-            given = [urls for urls in (hp.video_shards, hp.image_shards) if urls]
+            given = [urls for urls in (self.video_shards, self.image_shards) if urls]
             if not given:
                 raise ValueError("no training shards: set data.init_args.video_shards and/or image_shards")
             self.sources = []
@@ -289,57 +199,56 @@ class PretrainDataModule(L.LightningDataModule):
                 if not expand_urls(urls):
                     raise ValueError(f"the shard list {urls!r} is empty")
                 decoder = PretrainDecoder(
-                    masker, cells, train_transform, hp.num_frames, hp.short_side, hp.decode_threads, decode
+                    masker, cells, train_transform, self.num_frames, self.short_side, self.decode_threads, decode
                 )
                 self.sources.append(
                     ShardPipeline(
                         urls,
                         decoder,
                         stack,
-                        hp.batch_size,
-                        seed=hp.seed,
+                        self.batch_size,
+                        seed=self.seed,
                         shuffle=True,
-                        shuffle_buffer=hp.shuffle_buffer,
+                        shuffle_buffer=self.shuffle_buffer,
                         drop_last=True,
-                        resampled=hp.resampled,
-                        allow_pipe_urls=hp.allow_pipe_urls,
+                        resampled=self.resampled,
+                        allow_pipe_urls=self.allow_pipe_urls,
                         emit_tally=True,
                     )
                 )
-        if stage in ("fit", "validate") and hp.validation_shards:
-            decoder = RetrievalDecoder(
-                tokenizer, test_transform, hp.validation_frames, hp.max_text_length, hp.short_side
+        if stage in ("fit", "validate") and self.validation_shards:
+            validation_decoder = RetrievalDecoder(
+                tokenizer, test_transform, self.validation_frames, self.max_text_length, self.short_side
             )
             self.validation = ShardPipeline(
-                hp.validation_shards,
-                decoder,
+                self.validation_shards,
+                validation_decoder,
                 stack,
-                hp.validation_batch_size,
-                seed=hp.seed,
+                self.validation_batch_size,
+                seed=self.seed,
                 shuffle=False,
                 shuffle_buffer=0,
                 drop_last=False,
-                allow_pipe_urls=hp.allow_pipe_urls,
+                allow_pipe_urls=self.allow_pipe_urls,
             )
 
     def _tagger(self) -> PartOfSpeechTagger:
         """The part-of-speech tagger ``pos_tagger`` asks for, logged; a missing spaCy model is a one-line error."""
-        hp = self.hparams
         try:
-            tagger = default_tagger(hp.pos_tagger, hp.spacy_model)
+            tagger = default_tagger(self.pos_tagger, self.spacy_model)
         except ImportError as error:
             raise SpacyModelMissingError(
-                f"data.init_args.pos_tagger is 'spacy' but spaCy or its model {hp.spacy_model} is not installed "
+                f"data.init_args.pos_tagger is 'spacy' but spaCy or its model {self.spacy_model} is not installed "
                 f"({SPACY_INSTALL_HINT}); set data.init_args.pos_tagger to 'lexicon' or 'auto' to use the offline "
                 "lexicon tagger instead"
             ) from error
         rank_zero_info(
-            f"semantic text masking: part-of-speech tagger {tagger_name(tagger)} (pos_tagger: {hp.pos_tagger})"
+            f"semantic text masking: part-of-speech tagger {tagger_name(tagger)} (pos_tagger: {self.pos_tagger})"
         )
         return tagger
 
-    def _loader(self, dataset: ShardPipeline, stateful: bool = False) -> DataLoader:
-        workers = self.hparams.num_workers if dataset.resampled else min(self.hparams.num_workers, len(dataset.urls))
+    def _loader(self, dataset: ShardPipeline, *, stateful: bool = False) -> DataLoader:
+        workers = self.num_workers if dataset.resampled else min(self.num_workers, len(dataset.urls))
         return (StatefulDataLoader if stateful else DataLoader)(
             dataset,
             batch_size=None,
@@ -361,7 +270,8 @@ class PretrainDataModule(L.LightningDataModule):
         # `processed` counts a batch as soon as its step ran: it equals `completed` when a checkpoint is written
         # after validation or at an epoch end, and is already one ahead inside `on_train_batch_end` (step-interval
         # checkpoints), where Lightning counts that batch as done on restart.
-        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        # Lightning annotates `current` as the base tracker; a `_BatchProgress` holds a `_ProcessedTracker`.
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed  # type: ignore[attr-defined]
 
     def epoch_loaders(self, epoch: int | None = None) -> list[StatefulDataLoader]:
         """Resumable DataLoaders of the training sources for ``epoch`` (default: the trainer's current epoch)."""
@@ -375,36 +285,35 @@ class PretrainDataModule(L.LightningDataModule):
         world = self.trainer.world_size if self.trainer is not None else 1
         total = 0
         for source in self.sources:
-            workers = max(1, min(self.hparams.num_workers, len(source.urls)))
+            workers = max(1, min(self.num_workers, len(source.urls)))
             per_worker = count_samples(source.urls) // (world * workers)
-            total += workers * (per_worker // self.hparams.batch_size)
+            total += workers * (per_worker // self.batch_size)
         return total
 
     def train_dataloader(self) -> SourceMixer:
         """Batches of all training sources, mixed by the schedule; resumable mid-epoch."""
-        hp = self.hparams
-        epoch_batches = hp.epoch_batches
-        if hp.resampled and epoch_batches is None:
+        epoch_batches = self.epoch_batches
+        if self.resampled and epoch_batches is None:
             epoch_batches = self.batches_per_epoch()
         self.mixer = SourceMixer(
             self.epoch_loaders,
             self.current_epoch,
             self.trained_batches,
-            hp.schedule,
-            list(hp.weights) if hp.weights is not None else None,
+            self.schedule,
+            list(self.weights) if self.weights is not None else None,
             epoch_batches,
-            hp.seed,
-            ledger=SkipLedger(SKIP_REASONS, hp.max_skip_rate, hp.skip_check_after),
+            self.seed,
+            ledger=SkipLedger(SKIP_REASONS, self.max_skip_rate, self.skip_check_after),
             report=self.report_skips,
         )
         return self.mixer
 
     def report_skips(self, epoch: int, counts: dict[str, int]) -> None:
         """Log an epoch's skips (summed over ranks) as ``train/skipped_<reason>``, only the reasons that occurred."""
-        logger = self.trainer.logger if self.trainer is not None else None
+        trainer = self.trainer
         logged = {f"train/skipped_{reason}": float(count) for reason, count in counts.items() if count}
-        if logger is not None and logged and self.trainer.is_global_zero:
-            logger.log_metrics(logged, self.trainer.global_step)
+        if trainer is not None and trainer.logger is not None and logged and trainer.is_global_zero:
+            trainer.logger.log_metrics(logged, trainer.global_step)
         if any(counts.values()):
             rank_zero_info(f"epoch {epoch}: skipped samples {SkipLedger.describe(counts)}")
 

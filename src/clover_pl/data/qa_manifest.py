@@ -32,14 +32,17 @@ import math
 import os
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal, get_args
 
 import clover_pl
-from clover_pl.data.jsonl import read_checked_jsonl, stored_record, write_text_atomic
+from clover_pl.data.jsonl import read_checked_jsonl, stored_record
 from clover_pl.data.retrieval_manifest import MANIFEST_NAME
+from clover_pl.files import write_text_atomic
 
-SETTINGS = ("open_ended", "multiple_choice", "fill_in_blank")
+QASetting = Literal["open_ended", "multiple_choice", "fill_in_blank"]
 """The three VideoQA settings of the spec (table 5.1)."""
+SETTINGS: tuple[QASetting, ...] = get_args(QASetting)
+"""Every :data:`QASetting`, in the spec's order."""
 BLANK = "[MASK]"
 """How a fill-in-the-blank text marks its blank (converters rewrite the datasets' own markers to it)."""
 ANSWERS_NAME = "answers.json"
@@ -133,7 +136,7 @@ def record_problem(record: Any, setting: str, num_options: int | None = None) ->
 def write_qa_manifest(
     out: str,
     dataset: str,
-    setting: str,
+    setting: QASetting,
     splits: dict[str, list[dict[str, Any]]],
     protocol: str,
     problems: ProblemLog,

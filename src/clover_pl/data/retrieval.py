@@ -3,274 +3,27 @@
 The folder follows :mod:`clover_pl.data.retrieval_manifest`: ``ROOT/{train,val,test}.jsonl``, one line per video
 with its file, captions and optional ``start``/``end`` window in seconds.
 
-Training is map-style, one sample per (video, caption) pair, as the release's HEAD does (every caption of every
-training video is a pair). Evaluation is one item per video with all its captions, read by an ``IterableDataset``
-that gives every rank and DataLoader worker a strided share of the videos, so each video is evaluated exactly once
-(Lightning's distributed sampler would pad with duplicates; it leaves iterable datasets alone).
-
-A video that cannot be read is never replaced by a blank clip. In training its pair is dropped from the batch
-(B may then be smaller than ``batch_size``, 0 if every pair failed); in evaluation the video AND its captions leave
-the evaluation, because the metrics need every gallery video to have a caption and every caption its video. Both
-report ``skipped: {reason: count}`` in the batch, with reasons from :data:`RETRIEVAL_SKIP_REASONS`.
+The datasets and batch contracts are in :mod:`clover_pl.data.retrieval_datasets`. The settings are the
+constructor's arguments (the YAML keys under ``data.init_args``), kept as attributes.
 """
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
-from typing import Any, TypedDict
+from typing import Any
 
 import lightning as L
 import torch
 import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader
 
 from clover_pl.data.global_batch import check_global_batch
-from clover_pl.data.pretrain import stack
+from clover_pl.data.retrieval_datasets import CaptionPairs, PairCollate, VideoGallery
 from clover_pl.data.retrieval_manifest import MANIFEST_NAME, available_splits, read_retrieval_split
 from clover_pl.data.text import load_tokenizer
 from clover_pl.data.transforms import ClipTransform
-from clover_pl.data.video import DECODE_ERROR_REASONS, DecodeError, decode_video
-
-RETRIEVAL_SKIP_REASONS = ("missing_file", *(f"bad_media_{reason}" for reason in DECODE_ERROR_REASONS))
-"""Every reason a retrieval video can be skipped for."""
-
-
-class RetrievalTrainBatch(TypedDict):
-    """One fine-tuning batch of (video, caption) pairs.
-
-    Keys:
-        video: (B, T, C, H, W) float32, normalised RGB (T = ``train_frames``).
-        input_ids: (B, L) long, the caption.
-        attention_mask: (B, L) long, 1 on real tokens.
-        video_index: (B,) long, the video's position in the training list (pairs of one video share it).
-        skipped: {reason: count} of the pairs dropped from this batch.
-    """
-
-    video: torch.Tensor
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    video_index: torch.Tensor
-    skipped: dict[str, int]
-
-
-class RetrievalEvalBatch(TypedDict):
-    """One evaluation batch: B videos and all their Nt captions.
-
-    Keys:
-        video: (B, T, C, H, W) float32, normalised RGB (T = ``test_frames``).
-        video_index: (B,) long, each video's position in the split.
-        input_ids: (Nt, L) long, the captions of the B videos, video by video.
-        attention_mask: (Nt, L) long.
-        text_video_index: (Nt,) long, the ``video_index`` of each caption's video.
-        skipped: {reason: count} of the videos (with their captions) left out since the previous batch.
-    """
-
-    video: torch.Tensor
-    video_index: torch.Tensor
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    text_video_index: torch.Tensor
-    skipped: dict[str, int]
-
-
-def load_clip(
-    record: dict[str, Any], num_frames: int, mode: str, short_side: int | None, generator: torch.Generator | None
-) -> torch.Tensor | str:
-    """The record's video as (T, C, H, W) uint8, sampled inside its window; the skip reason if it cannot be read."""
-    start, end = record.get("start"), record.get("end")
-    window = None if start is None and end is None else (start or 0.0, end)
-    try:
-        with open(record["video"], "rb") as stream:
-            data = stream.read()
-    except OSError:
-        return "missing_file"
-    try:
-        return decode_video(data, num_frames, mode=mode, short_side=short_side, generator=generator, window=window)
-    except DecodeError as error:
-        return f"bad_media_{error.reason}"
-
-
-def tokenize(tokenizer: Any, captions: list[str], max_length: int) -> dict[str, torch.Tensor]:
-    """(N, L) long ``input_ids`` and ``attention_mask``, padded to ``max_length`` and truncated."""
-    text = tokenizer(captions, max_length=max_length, padding="max_length", truncation=True, return_tensors="pt")
-    return {"input_ids": text["input_ids"].long(), "attention_mask": text["attention_mask"].long()}
-
-
-MAX_SUBSTITUTES = 8
-
-
-class CaptionPairs(Dataset):
-    """Map-style training set: item i is the i-th (video, caption) pair.
-
-    A pair whose video fails to decode is skipped and counted, and the next pair that decodes takes its place in
-    the batch, so every rank keeps the full batch size (the contrastive loss gathers equal-sized batches across
-    GPUs; a smaller batch on one rank would stop DDP). After ``MAX_SUBSTITUTES`` failures in a row the item is
-    reported as skipped and the batch shrinks.
-
-    Frame sampling and cropping draw from torch's RNG, which the DataLoader seeds in every worker from its own
-    (seeded) generator each epoch.
-    """
-
-    def __init__(
-        self,
-        records: list[dict[str, Any]],
-        tokenizer: Any,
-        transform: ClipTransform,
-        num_frames: int,
-        max_length: int,
-        short_side: int | None,
-    ) -> None:
-        self.records = records
-        self.pairs = [(video, caption) for video, record in enumerate(records) for caption in record["captions"]]
-        self.tokenizer = tokenizer
-        self.transform = transform
-        self.num_frames = num_frames
-        self.max_length = max_length
-        self.short_side = short_side
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        failures: list[str] = []
-        for attempt in range(MAX_SUBSTITUTES + 1):
-            video_index, caption = self.pairs[(index + attempt) % len(self.pairs)]
-            clip = load_clip(self.records[video_index], self.num_frames, "random", self.short_side, None)
-            if isinstance(clip, str):
-                failures.append(clip)
-                continue
-            text = tokenize(self.tokenizer, [caption], self.max_length)
-            return {
-                "video": self.transform(clip),
-                "input_ids": text["input_ids"][0],
-                "attention_mask": text["attention_mask"][0],
-                "video_index": torch.tensor(video_index),
-                "failures": failures,
-            }
-        return {"skipped": failures[0], "failures": failures[1:]}
-
-
-class PairCollate:
-    """Stacks the decoded pairs of a batch, drops the failed ones and counts them by reason.
-
-    Args:
-        video_shape: (T, C, H, W) of a clip, for the empty batch when every pair failed.
-        text_length: L, likewise.
-    """
-
-    def __init__(self, video_shape: tuple[int, int, int, int], text_length: int) -> None:
-        self.video_shape = video_shape
-        self.text_length = text_length
-
-    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        """A :class:`RetrievalTrainBatch` of the items that decoded."""
-        kept = [{k: v for k, v in item.items() if k != "failures"} for item in items if "skipped" not in item]
-        reasons = [item["skipped"] for item in items if "skipped" in item]
-        skipped = _count(reasons + [reason for item in items for reason in item.get("failures", [])])
-        if kept:
-            return {**stack(kept), "skipped": skipped}
-        return {
-            "video": torch.empty((0, *self.video_shape)),
-            "input_ids": torch.empty((0, self.text_length), dtype=torch.long),
-            "attention_mask": torch.empty((0, self.text_length), dtype=torch.long),
-            "video_index": torch.empty(0, dtype=torch.long),
-            "skipped": skipped,
-        }
-
-
-class VideoGallery(IterableDataset):
-    """Evaluation videos with all their captions, batched here, each video read by exactly one rank and worker.
-
-    Rank r of W takes videos r, r + W, ...; worker k of K takes every K-th of those. A batch is held back until the
-    next is complete, so skips after a worker's last batch still reach the trainer attached to that batch.
-
-    Args:
-        records: the split's videos; ``video_index`` is the position in this list.
-        tokenizer: the caption tokenizer.
-        transform: the test-time clip transform.
-        num_frames: frames per clip (segment centres).
-        max_length: caption length in tokens.
-        short_side: resize at decode time (None keeps the decoded size).
-        batch_size: videos per batch.
-        rank: this process's rank.
-        world_size: the number of ranks.
-    """
-
-    def __init__(
-        self,
-        records: list[dict[str, Any]],
-        tokenizer: Any,
-        transform: ClipTransform,
-        num_frames: int,
-        max_length: int,
-        short_side: int | None,
-        batch_size: int,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        super().__init__()
-        self.records = records
-        self.tokenizer = tokenizer
-        self.transform = transform
-        self.num_frames = num_frames
-        self.max_length = max_length
-        self.short_side = short_side
-        self.batch_size = batch_size
-        self.rank = rank
-        self.world_size = world_size
-
-    def indices(self) -> list[int]:
-        """The video indices of this rank and DataLoader worker."""
-        worker = get_worker_info()
-        worker_id, num_workers = (0, 1) if worker is None else (worker.id, worker.num_workers)
-        return list(range(self.rank, len(self.records), self.world_size))[worker_id::num_workers]
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        """This worker's batches, each a :class:`RetrievalEvalBatch`."""
-        skipped: list[str] = []
-        batch: list[tuple[int, torch.Tensor]] = []
-        ready: dict[str, Any] | None = None
-        for index in self.indices():
-            clip = load_clip(self.records[index], self.num_frames, "middle", self.short_side, None)
-            if isinstance(clip, str):
-                skipped.append(clip)
-                continue
-            batch.append((index, self.transform(clip)))
-            if len(batch) == self.batch_size:
-                if ready is not None:
-                    yield {**ready, "skipped": _count(skipped)}
-                    skipped = []
-                ready, batch = self.collate(batch), []
-        if batch:
-            if ready is not None:
-                yield {**ready, "skipped": _count(skipped)}
-                skipped = []
-            ready = self.collate(batch)
-        if ready is not None:
-            yield {**ready, "skipped": _count(skipped)}
-        elif skipped:
-            rank_zero_info(f"an evaluation worker could read none of its videos: {_count(skipped)}")
-
-    def collate(self, batch: list[tuple[int, torch.Tensor]]) -> dict[str, Any]:
-        """Videos stacked; their captions flattened, video by video, with the index of their video."""
-        captions = [(index, caption) for index, _ in batch for caption in self.records[index]["captions"]]
-        text = tokenize(self.tokenizer, [caption for _, caption in captions], self.max_length)
-        return {
-            "video": torch.stack([clip for _, clip in batch]),
-            "video_index": torch.tensor([index for index, _ in batch], dtype=torch.long),
-            **text,
-            "text_video_index": torch.tensor([index for index, _ in captions], dtype=torch.long),
-        }
-
-
-def _count(reasons: list[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for reason in reasons:
-        counts[reason] = counts.get(reason, 0) + 1
-    return counts
 
 
 def distributed_rank() -> tuple[int, int]:
@@ -356,82 +109,104 @@ class RetrievalDataModule(L.LightningDataModule):
         super().__init__()
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        self.save_hyperparameters()
+        self.save_hyperparameters()  # the checkpoint and TensorBoard keep the settings
+        self.root = root
+        self.tokenizer_path = tokenizer
+        self.train_split = train_split
+        self.val_split = val_split
+        self.test_split = test_split
+        self.predict_split = predict_split
+        self.val_fraction = val_fraction
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.train_frames = train_frames
+        self.test_frames = test_frames
+        self.image_size = image_size
+        self.crop_scale = crop_scale
+        self.flip = flip
+        self.short_side = short_side
+        self.max_text_length = max_text_length
+        self.eval_max_text_length = eval_max_text_length
+        self.num_workers = num_workers
+        self.seed = seed
+        self.published_global_batch = published_global_batch
+        self.allow_global_batch_mismatch = allow_global_batch_mismatch
         self.tokenizer: Any = None
         self.records: dict[str, list[dict[str, Any]]] = {}
         self.validation_source: str | None = None
 
     def setup(self, stage: str | None = None) -> None:
         """Read the splits the stage needs (clear errors before any step runs)."""
-        hp = self.hparams
-        if not os.path.isdir(hp.root):
-            raise FileNotFoundError(f"retrieval dataset folder not found: {hp.root}")
+        if not os.path.isdir(self.root):
+            raise FileNotFoundError(f"retrieval dataset folder not found: {self.root}")
         if stage == "fit":
-            check_global_batch(self.trainer, hp.batch_size, hp.published_global_batch, hp.allow_global_batch_mismatch)
-        self.tokenizer = load_tokenizer(hp.tokenizer)
+            check_global_batch(
+                self.trainer,
+                self.batch_size,
+                self.published_global_batch,
+                allow_mismatch=self.allow_global_batch_mismatch,
+            )
+        self.tokenizer = load_tokenizer(self.tokenizer_path)
         if stage in (None, "fit", "validate"):
             self._read_train_and_val(need_train=stage != "validate")
         if stage in (None, "test"):
-            self.records["test"] = read_retrieval_split(hp.root, hp.test_split)
+            self.records["test"] = read_retrieval_split(self.root, self.test_split)
         if stage in (None, "predict"):
-            self.records["predict"] = read_retrieval_split(hp.root, hp.predict_split)
+            self.records["predict"] = read_retrieval_split(self.root, self.predict_split)
 
-    def _read_train_and_val(self, need_train: bool) -> None:
-        hp = self.hparams
+    def _read_train_and_val(self, *, need_train: bool) -> None:
         # Only a split the folder does not have is carved; a listed split that cannot be read is an error.
-        val_file_exists = hp.val_split is not None and has_split(hp.root, hp.val_split)
-        if val_file_exists:
-            self.records["val"] = read_retrieval_split(hp.root, hp.val_split)
-            self.validation_source = f"split {hp.val_split!r}"
-        if not need_train and (val_file_exists or hp.val_split is None):
+        val_file = self.val_split if self.val_split is not None and has_split(self.root, self.val_split) else None
+        if val_file is not None:
+            self.records["val"] = read_retrieval_split(self.root, val_file)
+            self.validation_source = f"split {val_file!r}"
+        if not need_train and (val_file is not None or self.val_split is None):
             return
-        train = read_retrieval_split(hp.root, hp.train_split)
-        if hp.val_split is not None and not val_file_exists:
-            train, self.records["val"] = carve_validation(train, hp.val_fraction, hp.seed)
+        train = read_retrieval_split(self.root, self.train_split)
+        if self.val_split is not None and val_file is None:
+            train, self.records["val"] = carve_validation(train, self.val_fraction, self.seed)
             self.validation_source = f"{len(self.records['val'])} of {len(train) + len(self.records['val'])} videos"
-            self.validation_source += f" of split {hp.train_split!r} (seed {hp.seed}); no {hp.val_split!r} split"
+            self.validation_source += f" of split {self.train_split!r} (seed {self.seed}); no {self.val_split!r} split"
             rank_zero_info(f"retrieval validation: {self.validation_source}; they are left out of training")
         self.records["train"] = train
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled (video, caption) pairs; the last incomplete batch is dropped."""
-        hp = self.hparams
-        transform = ClipTransform(hp.image_size, train=True, scale=tuple(hp.crop_scale), flip=hp.flip)
+        transform = ClipTransform(self.image_size, train=True, scale=self.crop_scale, flip=self.flip)
         dataset = CaptionPairs(
-            self.records["train"], self.tokenizer, transform, hp.train_frames, hp.max_text_length, hp.short_side
+            self.records["train"], self.tokenizer, transform, self.train_frames, self.max_text_length, self.short_side
         )
         return DataLoader(
             dataset,
-            batch_size=hp.batch_size,
+            batch_size=self.batch_size,
             shuffle=True,
-            generator=torch.Generator().manual_seed(hp.seed),
+            generator=torch.Generator().manual_seed(self.seed),
             drop_last=True,
-            num_workers=hp.num_workers,
-            collate_fn=PairCollate((hp.train_frames, 3, hp.image_size, hp.image_size), hp.max_text_length),
+            num_workers=self.num_workers,
+            collate_fn=PairCollate((self.train_frames, 3, self.image_size, self.image_size), self.max_text_length),
             pin_memory=torch.cuda.is_available(),
         )
 
     def _gallery_loader(self, name: str) -> DataLoader:
-        hp = self.hparams
         if name not in self.records:
             raise RuntimeError(f"no {name!r} videos: run setup() for that stage before asking for its dataloader")
         rank, world_size = distributed_rank()
         dataset = VideoGallery(
             self.records[name],
             self.tokenizer,
-            ClipTransform(hp.image_size, train=False),
-            hp.test_frames,
-            hp.max_text_length if hp.eval_max_text_length is None else hp.eval_max_text_length,
-            hp.short_side,
-            hp.eval_batch_size,
+            ClipTransform(self.image_size, train=False),
+            self.test_frames,
+            self.max_text_length if self.eval_max_text_length is None else self.eval_max_text_length,
+            self.short_side,
+            self.eval_batch_size,
             rank,
             world_size,
         )
-        return DataLoader(dataset, batch_size=None, num_workers=hp.num_workers, pin_memory=torch.cuda.is_available())
+        return DataLoader(dataset, batch_size=None, num_workers=self.num_workers, pin_memory=torch.cuda.is_available())
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         """The validation videos (the val split or the carved share of train); none when ``val_split`` is None."""
-        return [] if self.hparams.val_split is None else self._gallery_loader("val")
+        return [] if self.val_split is None else self._gallery_loader("val")
 
     def test_dataloader(self) -> DataLoader:
         """The test split's videos, each exactly once over all ranks and workers."""

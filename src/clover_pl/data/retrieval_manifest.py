@@ -28,7 +28,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import clover_pl
-from clover_pl.data.jsonl import read_checked_jsonl, stored_record, write_text_atomic
+from clover_pl.data.jsonl import read_checked_jsonl, stored_record
+from clover_pl.files import write_text_atomic
 
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "val", "test")

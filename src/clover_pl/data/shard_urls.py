@@ -32,7 +32,7 @@ def has_scheme(url: str) -> bool:
     return is_pipe(url) or "://" in url
 
 
-def check_pipe_urls(urls: list[str], allowed: bool) -> None:
+def check_pipe_urls(urls: list[str], *, allowed: bool) -> None:
     """Refuse ``pipe:`` URLs unless the data config allows them.
 
     Args:
@@ -50,14 +50,14 @@ def check_pipe_urls(urls: list[str], allowed: bool) -> None:
         )
 
 
-def open_shard(url: str, allow_pipe_urls: bool) -> IO[bytes]:
+def open_shard(url: str, *, allow_pipe_urls: bool) -> IO[bytes]:
     """Open a shard for reading: a local path as a file, a ``pipe:`` URL only when allowed, other URLs by webdataset.
 
     Raises:
         ValueError: for a ``pipe:`` URL when ``allow_pipe_urls`` is False.
     """
     if is_pipe(url):
-        check_pipe_urls([url], allow_pipe_urls)
+        check_pipe_urls([url], allowed=allow_pipe_urls)
         return wds.gopen(url, "rb")
     if "://" in url:
         return wds.gopen(url, "rb")

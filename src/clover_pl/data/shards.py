@@ -24,6 +24,8 @@ from typing import Any
 
 import braceexpand
 
+from clover_pl.files import atomic_open, write_text_atomic
+
 SHARD_DIGITS = 5
 """Digits of a shard file name (video2dataset's and img2dataset's ``oom_shard_count``)."""
 
@@ -87,8 +89,8 @@ def write_shards(
     the caption (str), ``"json"`` a dict of extra columns, and optionally more members (bytes or str). The writer
     fills in the standard json fields (``caption``, ``url``, ``key``, ``status="success"``, ``error_message=None``,
     plus ``yt_meta_dict`` for videos and ``width``, ``height``, ``original_*``, ``exif``, ``sha256`` for images);
-    an image sample must carry ``width`` and ``height`` in its json. Each shard is written to a ``.tmp`` name and
-    renamed, so a reader never sees a partial shard.
+    an image sample must carry ``width`` and ``height`` in its json. Each shard is written to a temporary name and
+    renamed (:func:`clover_pl.files.atomic_open`), so a reader never sees a partial shard.
 
     Args:
         samples: the samples, in the order they are to be stored.
@@ -121,7 +123,7 @@ def write_shards(
 
 
 def write_tar(path: str, samples: Iterable[dict[str, Any]]) -> int:
-    """Write samples to one tar shard, atomically: to ``path + ".tmp"``, renamed to ``path`` once complete.
+    """Write samples to one tar shard, atomically (:func:`clover_pl.files.atomic_open`): renamed once complete.
 
     Members are ``{key}.{ext}`` in sorted extension order, mode ``0o444``, owner ``bigdata``, a fixed mtime, so the
     bytes depend on the samples only. ``samples`` may be a generator (one sample in memory at a time); if it or the
@@ -134,21 +136,17 @@ def write_tar(path: str, samples: Iterable[dict[str, Any]]) -> int:
     Returns:
         The number of samples written.
     """
-    temporary = path + ".tmp"
-    count = 0
-    try:
-        import webdataset  # here, not at the top: webdataset imports torch, which `prepare --help` must not wait for
+    import webdataset  # here, not at the top: webdataset imports torch, which `prepare --help` must not wait for
 
-        with open(temporary, "wb") as stream, webdataset.TarWriter(stream, encoder=False, mtime=_FIXED_MTIME) as tar:
-            for sample in samples:
-                members = {name: _to_bytes(value) for name, value in sample.items() if name != "__key__"}
-                tar.write({"__key__": sample["__key__"], **members})
-                count += 1
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    os.replace(temporary, path)
+    count = 0
+    with (
+        atomic_open(path, "wb", durable=False) as stream,
+        webdataset.TarWriter(stream, encoder=False, mtime=_FIXED_MTIME) as tar,
+    ):
+        for sample in samples:
+            members = {name: _to_bytes(value) for name, value in sample.items() if name != "__key__"}
+            tar.write({"__key__": sample["__key__"], **members})
+            count += 1
     return count
 
 
@@ -298,7 +296,4 @@ def _to_bytes(value: bytes | bytearray | str) -> bytes:
 
 
 def _write_json_atomic(path: str, value: Any) -> None:
-    with open(path + ".tmp", "w", encoding="utf-8") as stream:
-        json.dump(value, stream, indent=4)
-        stream.write("\n")
-    os.replace(path + ".tmp", path)
+    write_text_atomic(path, json.dumps(value, indent=4) + "\n")

@@ -32,7 +32,7 @@ def _uniform(low: float, high: float, generator: torch.Generator | None) -> floa
     return low + (high - low) * torch.rand((), generator=generator, dtype=torch.float64).item()
 
 
-def _resize(clip: torch.Tensor, size: tuple[int, int], keep_uint8: bool = False) -> torch.Tensor:
+def _resize(clip: torch.Tensor, size: tuple[int, int], *, keep_uint8: bool = False) -> torch.Tensor:
     """(T, C, H, W) -> (T, C, *size), antialiased bilinear; float32, or uint8 (rounded) for a uint8 clip."""
     if keep_uint8 and clip.dtype == torch.uint8:
         if tuple(clip.shape[-2:]) == size:
@@ -99,6 +99,7 @@ def random_resized_crop(
     scale: tuple[float, float] = (0.08, 1.0),
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
     generator: torch.Generator | None = None,
+    *,
     keep_uint8: bool = False,
 ) -> torch.Tensor:
     """Crops one random box from every frame and resizes it (antialiased bilinear).
@@ -117,10 +118,10 @@ def random_resized_crop(
     top, left, crop_height, crop_width = random_resized_crop_box(
         clip.shape[-2], clip.shape[-1], scale, ratio, generator
     )
-    return _resize(clip[..., top : top + crop_height, left : left + crop_width], _pair(size), keep_uint8)
+    return _resize(clip[..., top : top + crop_height, left : left + crop_width], _pair(size), keep_uint8=keep_uint8)
 
 
-def resize_short_side(clip: torch.Tensor, size: int, keep_uint8: bool = False) -> torch.Tensor:
+def resize_short_side(clip: torch.Tensor, size: int, *, keep_uint8: bool = False) -> torch.Tensor:
     """Resizes so that the short side equals `size`, keeping the aspect ratio (antialiased bilinear).
 
     Args:
@@ -136,7 +137,7 @@ def resize_short_side(clip: torch.Tensor, size: int, keep_uint8: bool = False) -
         new_size = (size, max(1, round(width * size / height)))
     else:
         new_size = (max(1, round(height * size / width)), size)
-    return _resize(clip, new_size, keep_uint8)
+    return _resize(clip, new_size, keep_uint8=keep_uint8)
 
 
 def center_crop(clip: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
@@ -253,6 +254,7 @@ class ClipTransform:
     def __init__(
         self,
         size: int = 224,
+        *,
         train: bool = True,
         scale: tuple[float, float] = (0.08, 1.0),
         flip: float = 0.0,
@@ -280,16 +282,16 @@ class ClipTransform:
         """
         keep = not self.normalize
         if self.whole_frame:
-            clip = _resize(clip, _pair(self.size), keep)
+            clip = _resize(clip, _pair(self.size), keep_uint8=keep)
             clip = horizontal_flip(clip, self.flip, generator) if self.train else clip
         elif self.train:
             if self.short_side is not None and min(clip.shape[-2:]) != self.short_side:
-                clip = resize_short_side(clip, self.short_side, keep)
+                clip = resize_short_side(clip, self.short_side, keep_uint8=keep)
             clip = random_resized_crop(clip, self.size, scale=self.scale, generator=generator, keep_uint8=keep)
             clip = horizontal_flip(clip, self.flip, generator)
         else:
             short_side = self.size if self.short_side is None else self.short_side
-            clip = center_crop(resize_short_side(clip, short_side, keep), self.size)
+            clip = center_crop(resize_short_side(clip, short_side, keep_uint8=keep), self.size)
         return normalize(clip) if self.normalize else clip.contiguous()
 
     def __repr__(self) -> str:

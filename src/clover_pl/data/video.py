@@ -1,4 +1,4 @@
-"""Video and image decoding with PyAV, and TSN frame sampling.
+"""Video and image decoding with PyAV; the frames come from TSN sampling (`clover_pl.data.frame_sampling`).
 
 Every decode in the project goes through `decode_video` or `decode_image`: encoded bytes in, a uint8 RGB clip
 (T, C, H, W) out. A bad sample raises `DecodeError` with a machine-readable `reason` so that the datamodule can skip
@@ -17,23 +17,37 @@ be.
 
 from __future__ import annotations
 
-import bisect
 import io
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Generator
 
 import av
 import numpy as np
 import torch
 
-SAMPLING_MODES = ("random", "middle")
-"""Valid `mode` values: "random" (training, TSN) and "middle" (testing, the centre frame of each segment)."""
+from clover_pl.data.decode_error import DECODE_ERROR_REASONS, DecodeError
+from clover_pl.data.frame_sampling import SamplingMode, check_sampling, sample_frame_indices
+from clover_pl.data.frame_table import (
+    FrameTable,
+    demux_table,
+    metadata_frame_count,
+    plans_a_seek,
+    seek_may_help,
+    window_frames,
+)
+
+# The decoding interface, with the error and the sampling it raises and follows.
+__all__ = [
+    "DECODE_ERROR_REASONS",
+    "DEFAULT_SEEK_GAP",
+    "DecodeError",
+    "count_frames",
+    "decode_image",
+    "decode_video",
+    "sample_frame_indices",
+]
 
 DEFAULT_SEEK_GAP = 8
 """Seek only when it skips at least this many frames (8 beat 16 and 32 on 320x240 H.264 at GOP 12 and 30)."""
-
-DECODE_ERROR_REASONS = ("empty", "not_a_video", "not_an_image", "truncated", "no_video_stream", "no_frames", "corrupt")
-"""Every `DecodeError.reason` this module raises."""
 
 # Leading bytes of containers that FFmpeg reads: bytes that start like one but do not open were cut off.
 _CONTAINER_SIGNATURES = (b"\x1a\x45\xdf\xa3", b"RIFF", b"FLV", b"OggS")
@@ -41,71 +55,10 @@ _ATTACHED_PICTURE = av.stream.Disposition.attached_pic
 _ISO_BMFF_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
 
 
-class DecodeError(Exception):
-    """A sample that cannot be decoded.
-
-    Attributes:
-        reason: One of `DECODE_ERROR_REASONS`, for counting skipped samples by cause.
-        detail: A human-readable explanation (often FFmpeg's message).
-    """
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-
-    def __reduce__(self) -> tuple[type[DecodeError], tuple[str, str]]:
-        return DecodeError, (self.reason, self.detail)
-
-
-def sample_frame_indices(
-    num_frames: int, num_samples: int, mode: str, generator: torch.Generator | None = None
-) -> list[int]:
-    """Chooses which frames of a video to keep, TSN style.
-
-    [0, num_frames) is split into `num_samples` equal segments (boundaries `j * num_frames // num_samples`, so the
-    whole video is covered; the release's mmaction code leaves the last `num_frames % num_samples` frames out).
-    Videos shorter than `num_samples` frames repeat frames: sorted random indices for "random", evenly spaced ones
-    for "middle".
-
-    Args:
-        num_frames: Frames in the video.
-        num_samples: Frames to return (T).
-        mode: "random" (one uniformly random frame per segment, for training) or "middle" (the centre frame of each
-            segment, for testing).
-        generator: Source of randomness for "random"; None uses torch's global generator.
-
-    Returns:
-        `num_samples` non-decreasing frame indices.
-
-    Raises:
-        ValueError: For an unknown mode or `num_samples < 1`.
-        DecodeError: With reason "no_frames" when `num_frames < 1`.
-    """
-    _check_sampling(num_samples, mode)
-    if num_frames < 1:
-        raise DecodeError("no_frames", f"the video has {num_frames} frames")
-    if mode == "middle":
-        return [(2 * j + 1) * num_frames // (2 * num_samples) for j in range(num_samples)]
-    if num_frames < num_samples:
-        return sorted(torch.randint(num_frames, (num_samples,), generator=generator).tolist())
-    starts = torch.arange(num_samples + 1, dtype=torch.float64).mul(num_frames).div(num_samples).floor()
-    lengths = starts[1:] - starts[:-1]
-    offsets = (torch.rand(num_samples, generator=generator, dtype=torch.float64) * lengths).floor()
-    return (starts[:-1] + torch.minimum(offsets, lengths - 1)).long().tolist()
-
-
-def _check_sampling(num_samples: int, mode: str) -> None:
-    if mode not in SAMPLING_MODES:
-        raise ValueError(f"Unknown frame sampling mode {mode!r}; valid modes: {', '.join(SAMPLING_MODES)}")
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be at least 1, got {num_samples}")
-
-
 def decode_video(
     data: bytes,
     num_samples: int,
-    mode: str = "random",
+    mode: SamplingMode = "random",
     short_side: int | None = None,
     generator: torch.Generator | None = None,
     threads: int = 1,
@@ -136,7 +89,7 @@ def decode_video(
         ValueError: For an unknown mode, `num_samples < 1`, or a window with start < 0 or end <= start.
         DecodeError: For any video that cannot be decoded; see `DECODE_ERROR_REASONS`.
     """
-    _check_sampling(num_samples, mode)  # argument errors are the caller's bug, not the video's
+    check_sampling(num_samples, mode)  # argument errors are the caller's bug, not the video's
     if window is not None and (window[0] < 0 or (window[1] is not None and window[1] <= window[0])):
         raise ValueError(f"window must satisfy 0 <= start < end, got {window}")
     if not data:
@@ -162,8 +115,8 @@ def count_frames(data: bytes) -> int:
         raise DecodeError("empty", "no bytes")
     reader = _VideoReader(data, None, 1)
     try:
-        count = _metadata_frame_count(reader.container, reader.stream, len(data))
-        return count if count is not None else _demux_table(reader.container, reader.stream).num_frames
+        count = metadata_frame_count(reader.container, reader.stream, len(data))
+        return count if count is not None else demux_table(reader.container, reader.stream).num_frames
     except DecodeError:
         raise
     except Exception as error:  # see decode_video
@@ -214,19 +167,6 @@ def decode_image(data: bytes, short_side: int | None = None) -> torch.Tensor:
         raise DecodeError("corrupt", f"{type(error).__name__}: {error}") from error
 
 
-@dataclass(frozen=True)
-class _FrameTable:
-    """What demuxing (without decoding) says about a video stream."""
-
-    num_frames: int
-    pts: list[int] | None  # presentation timestamps, ascending; None when missing or duplicated
-    keyframes: list[int]  # presentation indices of keyframes, ascending
-
-    def keyframe_before(self, index: int) -> int:
-        position = bisect.bisect_right(self.keyframes, index) - 1
-        return self.keyframes[position] if position >= 0 else 0
-
-
 class _FrameConverter:
     """Turns decoded frames into (H, W, 3) RGB arrays of one size, resized by the scaler and upright."""
 
@@ -237,7 +177,7 @@ class _FrameConverter:
 
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
         if self.size is None:
-            self.size = _scaled_size(frame.width, frame.height, self.short_side)
+            self.size = scaled_size(frame.width, frame.height, self.short_side)
         width, height = self.size
         array = frame.to_ndarray(format="rgb24", width=width, height=height, threads=self.threads)
         # The display matrix rotates counter-clockwise, like np.rot90 on (H, W) axes.
@@ -278,29 +218,29 @@ class _VideoReader:
     def read(
         self,
         num_samples: int,
-        mode: str,
+        mode: SamplingMode,
         generator: torch.Generator | None,
         seek_gap: int | None,
         window: tuple[float, float | None] | None = None,
     ) -> torch.Tensor:
         try:
-            num_frames = _metadata_frame_count(self.container, self.stream, len(self.data))
+            num_frames = metadata_frame_count(self.container, self.stream, len(self.data))
             table = None
             if (
                 window is not None
                 or num_frames is None
-                or (seek_gap is not None and _seek_may_help(self.stream, num_frames, num_samples, seek_gap))
+                or (seek_gap is not None and seek_may_help(self.stream, num_frames, num_samples, seek_gap))
             ):
-                table = _demux_table(self.container, self.stream)
+                table = demux_table(self.container, self.stream)
                 num_frames = table.num_frames
                 self.rewind()
             # Sampling sees only the frames [first, first + count) of the window (the whole video without one).
             first, count = 0, num_frames
             if window is not None and table is not None:
-                first, count = _window_frames(table, self.stream, window)
+                first, count = window_frames(table, self.stream, window)
             indices = [first + index for index in sample_frame_indices(count, num_samples, mode, generator)]
             kept = None
-            if seek_gap is not None and table is not None and _plans_a_seek(table, _unique(indices), seek_gap):
+            if seek_gap is not None and table is not None and plans_a_seek(table, _unique(indices), seek_gap):
                 kept = self.decode_seeking(table, _unique(indices), seek_gap)
                 if kept is None:
                     self.rewind()
@@ -334,7 +274,7 @@ class _VideoReader:
                 break
         return kept, decoded, len(errors)
 
-    def decode_seeking(self, table: _FrameTable, wanted: list[int], seek_gap: int) -> dict[int, np.ndarray] | None:
+    def decode_seeking(self, table: FrameTable, wanted: list[int], seek_gap: int) -> dict[int, np.ndarray] | None:
         """Like `decode_sequential`, but seeks over long gaps; None when timestamps disagree with the table."""
         assert table.pts is not None
         kept: dict[int, np.ndarray] = {}
@@ -363,7 +303,7 @@ class _VideoReader:
 
 def _frames(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream, errors: list[Exception]
-) -> Iterator[av.VideoFrame]:
+) -> Generator[av.VideoFrame, None, None]:
     """Decoded frames in presentation order; damaged packets are skipped (as ffmpeg does) and recorded."""
     packets = container.demux(stream)
     while True:
@@ -382,87 +322,12 @@ def _frames(
         yield from decoded
 
 
-def _metadata_frame_count(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream, size: int
-) -> int | None:
-    """The frame count from an ISO-BMFF sample table when it is trustworthy, else None (count by demuxing)."""
-    if not container.format.name.startswith("mov"):
-        return None  # Matroska, AVI, raw streams... have no per-frame index up front
-    entries = stream.index_entries
-    if stream.frames <= 0 or len(entries) != stream.frames:
-        return None
-    if max(entry.pos + entry.size for entry in entries) > size:
-        raise DecodeError("truncated", f"the sample table points past the end of {size} bytes")
-    return sum(not entry.is_discard for entry in entries)  # edit lists mark frames that are never shown
-
-
-def _seek_may_help(stream: av.video.stream.VideoStream, num_frames: int, num_samples: int, seek_gap: int) -> bool:
-    """Whether sampled frames are far enough apart, and keyframes close enough, to build the seek table."""
-    spacing = num_frames / num_samples
-    keyframes = sum(entry.is_keyframe for entry in stream.index_entries) or 1
-    return 2 * spacing - num_frames / keyframes >= seek_gap
-
-
-def _demux_table(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> _FrameTable:
-    pts: list[int] = []
-    keyframe_pts: list[int] = []
-    num_frames = 0
-    try:
-        for packet in container.demux(stream):
-            if packet.size == 0 or packet.is_discard:
-                continue
-            num_frames += 1
-            if packet.pts is not None:
-                pts.append(packet.pts)
-                if packet.is_keyframe:
-                    keyframe_pts.append(packet.pts)
-    except av.FFmpegError:
-        pass  # a damaged tail: count what could be read
-    if len(pts) != num_frames or len(set(pts)) != num_frames:
-        return _FrameTable(num_frames=num_frames, pts=None, keyframes=[0])
-    pts.sort()
-    keyframes = sorted(bisect.bisect_left(pts, value) for value in keyframe_pts)
-    return _FrameTable(num_frames=num_frames, pts=pts, keyframes=keyframes or [0])
-
-
-def _window_frames(
-    table: _FrameTable, stream: av.video.stream.VideoStream, window: tuple[float, float | None]
-) -> tuple[int, int]:
-    """(first presentation index, frame count) of the frames shown in a (start, end) window of seconds."""
-    if table.pts is not None and stream.time_base is not None:
-        times = [float((pts - table.pts[0]) * stream.time_base) for pts in table.pts]
-    elif stream.average_rate:  # no usable timestamps: place frames at the nominal rate
-        times = [index / float(stream.average_rate) for index in range(table.num_frames)]
-    else:
-        raise DecodeError("corrupt", "neither timestamps nor a frame rate to place the window")
-    if not times:
-        raise DecodeError("no_frames", "the video has no frames")
-    start, end = window
-    first = bisect.bisect_left(times, start)
-    stop = len(times) if end is None else bisect.bisect_left(times, end)
-    if first >= len(times):
-        raise DecodeError("no_frames", f"the window starts at {start} s, the last frame is at {times[-1]:.3f} s")
-    if stop <= first:  # a window shorter than a frame interval: the frame on screen at `start`
-        return max(first - 1, 0), 1
-    return first, stop - first
-
-
-def _plans_a_seek(table: _FrameTable, wanted: list[int], seek_gap: int) -> bool:
-    if table.pts is None:
-        return False
-    position = 0
-    for index in wanted:
-        if table.keyframe_before(index) - position >= seek_gap:
-            return True
-        position = index + 1
-    return False
-
-
 def _unique(indices: list[int]) -> list[int]:
     return sorted(set(indices))
 
 
-def _scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    """(width, height) with the short side resized to ``short_side``, keeping the aspect ratio (None: as is)."""
     if short_side is None or min(width, height) == short_side:
         return width, height
     if width <= height:

@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clover_pl.data.retrieval import tokenize
-from clover_pl.data.text import load_tokenizer
+from clover_pl.data.text import load_tokenizer, tokenize
 from clover_pl.data.transforms import ClipTransform
 from clover_pl.data.video import DecodeError, decode_video
 from clover_pl.models.backbone import CloverBackbone

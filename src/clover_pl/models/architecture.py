@@ -15,6 +15,14 @@ from typing import Any
 from torch import nn
 
 PACKAGE = "clover_pl."
+# Constructor arguments renamed since checkpoints began describing their modules: a description written before the
+# rename is read under the new names (class path -> old name -> new name).
+RENAMED_IN_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "clover_pl.models.video_swin.VideoSwinTransformer": {
+        "checkpoint": "pretrained_path",
+        "use_checkpoint": "activation_checkpointing",
+    },
+}
 
 
 def constructor_arguments(frame_locals: dict[str, Any]) -> dict[str, Any]:
@@ -56,8 +64,9 @@ def attribute_arguments(module: nn.Module) -> dict[str, Any]:
 
 def describe(module: nn.Module) -> dict[str, Any]:
     """``{"class_path": ..., "init_args": ...}`` of a module with an ``architecture()`` method or kept arguments."""
-    if hasattr(module, "architecture"):
-        return module.architecture()
+    architecture = getattr(module, "architecture", None)
+    if callable(architecture):
+        return dict(architecture())
     return {"class_path": class_path(module), "init_args": attribute_arguments(module)}
 
 
@@ -90,8 +99,9 @@ def build_module(description: dict[str, Any], base: type = nn.Module) -> nn.Modu
     if not isinstance(description, dict) or "class_path" not in description:
         raise ValueError(f"not a module description (class_path/init_args): {description!r:.200}")
     cls = _resolve(description["class_path"], base)
+    renamed = RENAMED_IN_DESCRIPTIONS.get(description["class_path"], {})
     arguments = {
-        name: build_module(value) if isinstance(value, dict) and "class_path" in value else value
+        renamed.get(name, name): build_module(value) if isinstance(value, dict) and "class_path" in value else value
         for name, value in (description.get("init_args") or {}).items()
     }
     return cls(**arguments)

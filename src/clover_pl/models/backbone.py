@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -13,7 +13,9 @@ from clover_pl.models.fusion import FusedOutput, FusionEncoder
 from clover_pl.models.text_bert import TextEncoder
 from clover_pl.models.video_swin import VideoSwinTransformer
 
-PARTS = ("video", "text", "fusion", "mask_token")
+BackbonePart = Literal["video", "text", "fusion", "mask_token"]
+"""What :meth:`CloverBackbone.freeze` can freeze."""
+PARTS: tuple[str, ...] = get_args(BackbonePart)
 
 
 class CloverBackbone(nn.Module):
@@ -103,7 +105,7 @@ class CloverBackbone(nn.Module):
         """
         return self.fusion(video_tokens, text_states, text_mask, extra_cls)
 
-    def freeze(self, parts: Iterable[str]) -> None:
+    def freeze(self, parts: Iterable[BackbonePart]) -> None:
         """Stop gradients to whole encoders.
 
         Args:

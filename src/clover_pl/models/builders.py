@@ -8,7 +8,7 @@ official Video Swin sizes T, S and B; ``base`` (Swin-B) is Clover's.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from clover_pl.models.backbone import CloverBackbone
 from clover_pl.models.fusion import FusionEncoder
@@ -48,17 +48,17 @@ SWIN_SIZES: dict[str, dict[str, Any]] = {
 }
 
 
-def clover_tiny(bert_path: str | None = None, swin_checkpoint: str | None = None) -> CloverBackbone:
+def clover_tiny(bert_path: str | None = None, swin_path: str | None = None) -> CloverBackbone:
     """Toy backbone: 2-stage Swin of width 32, 2-layer BERT of width 32, 1 fusion layer; 32 px, 2+ frames."""
     return CloverBackbone(
-        VideoSwinTransformer(**TINY_VIDEO, checkpoint=swin_checkpoint),
+        VideoSwinTransformer(**TINY_VIDEO, pretrained_path=swin_path),
         TextEncoder(pretrained_path=bert_path, **({} if bert_path else TINY_TEXT)),
         FusionEncoder(pretrained_path=bert_path, **TINY_FUSION),
     )
 
 
-def _swin_bert(video_size: str, bert_path: str | None, swin_checkpoint: str | None) -> CloverBackbone:
-    video = VideoSwinTransformer(**SWIN_SIZES[video_size], checkpoint=swin_checkpoint)
+def _swin_bert(video_size: str, bert_path: str | None, swin_path: str | None) -> CloverBackbone:
+    video = VideoSwinTransformer(**SWIN_SIZES[video_size], pretrained_path=swin_path)
     return CloverBackbone(
         video,
         TextEncoder(pretrained_path=bert_path),
@@ -66,21 +66,23 @@ def _swin_bert(video_size: str, bert_path: str | None, swin_checkpoint: str | No
     )
 
 
-def clover_base(bert_path: str | None = None, swin_checkpoint: str | None = None) -> CloverBackbone:
+def clover_base(bert_path: str | None = None, swin_path: str | None = None) -> CloverBackbone:
     """Clover as published: Video Swin-B (drop-path 0.3), BERT-base, 3 fusion layers from BERT layers 0-2."""
-    return _swin_bert("base", bert_path, swin_checkpoint)
+    return _swin_bert("base", bert_path, swin_path)
 
 
-def clover_swin_small(bert_path: str | None = None, swin_checkpoint: str | None = None) -> CloverBackbone:
+def clover_swin_small(bert_path: str | None = None, swin_path: str | None = None) -> CloverBackbone:
     """Video Swin-S with BERT-base and 3 fusion layers."""
-    return _swin_bert("swin_small", bert_path, swin_checkpoint)
+    return _swin_bert("swin_small", bert_path, swin_path)
 
 
-def clover_swin_tiny(bert_path: str | None = None, swin_checkpoint: str | None = None) -> CloverBackbone:
+def clover_swin_tiny(bert_path: str | None = None, swin_path: str | None = None) -> CloverBackbone:
     """Video Swin-T with BERT-base and 3 fusion layers."""
-    return _swin_bert("swin_tiny", bert_path, swin_checkpoint)
+    return _swin_bert("swin_tiny", bert_path, swin_path)
 
 
+Preset = Literal["tiny", "swin_tiny", "swin_small", "base"]
+"""The names of :data:`PRESETS`."""
 PRESETS: dict[str, Callable[..., CloverBackbone]] = {
     "tiny": clover_tiny,
     "swin_tiny": clover_swin_tiny,
@@ -89,17 +91,17 @@ PRESETS: dict[str, Callable[..., CloverBackbone]] = {
 }
 
 
-def clover_backbone(preset: str, bert_path: str | None = None, swin_checkpoint: str | None = None) -> CloverBackbone:
+def clover_backbone(preset: Preset, bert_path: str | None = None, swin_path: str | None = None) -> CloverBackbone:
     """Build a backbone by preset name.
 
     Args:
         preset: one of ``tiny``, ``swin_tiny``, ``swin_small``, ``base``.
         bert_path: local HuggingFace BERT directory for the text encoder and the fusion layers, or None (random).
-        swin_checkpoint: official Video Swin checkpoint for the video encoder, or None (random).
+        swin_path: official Video Swin checkpoint file for the video encoder, or None (random).
 
     Returns:
         The backbone.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown backbone preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-    return PRESETS[preset](bert_path=bert_path, swin_checkpoint=swin_checkpoint)
+    return PRESETS[preset](bert_path=bert_path, swin_path=swin_path)

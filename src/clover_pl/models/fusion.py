@@ -20,7 +20,7 @@ from transformers.models.bert.modeling_bert import BertEncoder
 from clover_pl.models.architecture import class_path, constructor_arguments
 from clover_pl.models.bert_weights import copy_strict, read_bert_config, read_bert_weights
 from clover_pl.models.load_report import LoadReport
-from clover_pl.models.text_bert import bert_config, bert_config_dict
+from clover_pl.models.text_bert import AttentionBackend, bert_config, bert_config_dict
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class FusionEncoder(nn.Module):
         extra_cls: bool = False,
         dropout: float = 0.1,
         pretrained_path: str | None = None,
-        attn_implementation: str = "sdpa",
+        attn_implementation: AttentionBackend = "sdpa",
         bert_settings: dict[str, Any] | None = None,
     ) -> None:
         arguments = constructor_arguments(locals())

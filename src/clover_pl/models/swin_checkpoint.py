@@ -13,6 +13,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping
+from typing import cast
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -170,7 +171,8 @@ def _fit_bias_table(
     model: nn.Module, key: str, table: Tensor, raw: Mapping[str, Tensor], target: Tensor, path: str
 ) -> Tensor:
     attention = model.get_submodule(key.rsplit(".", 1)[0])
-    size = attention.window_size
+    # A WindowAttention3D, whose full window is a tuple (that class is not imported here: it imports this module).
+    size = cast("tuple[int, int, int]", attention.window_size)
     model_window = (int(size[0]), int(size[1]), int(size[2]))
     index_key = next((k for k in raw if strip_prefix(k) == key.replace(BIAS_TABLE, INDEX_BUFFER)), None)
     tokens = raw[index_key].shape[0] if index_key is not None else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -15,6 +15,9 @@ from clover_pl.models.load_report import LoadReport
 
 log = logging.getLogger(__name__)
 
+AttentionBackend = Literal["sdpa", "eager"]
+"""transformers' attention implementations that the encoders' masks are built for."""
+
 
 def bert_config(
     vocab_size: int,
@@ -24,10 +27,10 @@ def bert_config(
     intermediate_size: int,
     max_position_embeddings: int,
     dropout: float,
-    attn_implementation: str,
+    attn_implementation: AttentionBackend,
 ) -> BertConfig:
     """A ``BertConfig`` for random initialisation (layer-norm eps 1e-12 and GELU, as BERT-base)."""
-    return BertConfig(
+    config = BertConfig(
         vocab_size=vocab_size,
         hidden_size=hidden_size,
         num_hidden_layers=num_layers,
@@ -37,8 +40,9 @@ def bert_config(
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
         layer_norm_eps=1e-12,
-        attn_implementation=attn_implementation,
     )
+    config._attn_implementation = attn_implementation  # not among BertConfig's declared arguments
+    return config
 
 
 def bert_config_dict(config: BertConfig) -> dict[str, Any]:
@@ -76,7 +80,7 @@ class TextEncoder(nn.Module):
         intermediate_size: int = 3072,
         max_position_embeddings: int = 512,
         dropout: float = 0.1,
-        attn_implementation: str = "sdpa",
+        attn_implementation: AttentionBackend = "sdpa",
         bert_settings: dict[str, Any] | None = None,
     ) -> None:
         arguments = constructor_arguments(locals())

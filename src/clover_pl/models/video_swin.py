@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +23,9 @@ from clover_pl.models.load_report import LoadReport
 from clover_pl.models.swin_checkpoint import load_video_swin_checkpoint
 
 Size3 = tuple[int, int, int]
-CLIPPED_WINDOW_BIASES = ("release", "corner")
+ClippedWindowBias = Literal["release", "corner"]
 """How a window clipped to a small feature grid takes its relative-position bias (``clipped_window_bias``)."""
+CLIPPED_WINDOW_BIASES: tuple[str, ...] = get_args(ClippedWindowBias)
 
 
 def clip_window(
@@ -184,7 +185,7 @@ class WindowAttention3D(nn.Module):
         qkv_bias: bool = True,
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
-        clipped_window_bias: str = "release",
+        clipped_window_bias: ClippedWindowBias = "release",
     ) -> None:
         super().__init__()
         if dim % num_heads:
@@ -224,7 +225,7 @@ class WindowAttention3D(nn.Module):
         Returns:
             (heads, N, N) bias, N = wd * wh * ww.
         """
-        index: Tensor = self.relative_position_index
+        index = self.get_buffer("relative_position_index")
         if tuple(window) != tuple(self.window_size) and self.clipped_window_bias == "release":
             tokens = window[0] * window[1] * window[2]
             index = index[:tokens, :tokens]
@@ -293,13 +294,21 @@ class SwinTransformerBlock3D(nn.Module):
         drop: float = 0.0,
         attn_drop: float = 0.0,
         drop_path: float = 0.0,
-        clipped_window_bias: str = "release",
+        clipped_window_bias: ClippedWindowBias = "release",
     ) -> None:
         super().__init__()
         self.window_size = window_size
         self.shift_size = shift_size
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention3D(dim, window_size, num_heads, qkv_bias, attn_drop, drop, clipped_window_bias)
+        self.attn = WindowAttention3D(
+            dim,
+            window_size,
+            num_heads,
+            qkv_bias=qkv_bias,
+            attn_drop=attn_drop,
+            proj_drop=drop,
+            clipped_window_bias=clipped_window_bias,
+        )
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
@@ -366,17 +375,26 @@ class BasicLayer(nn.Module):
         attn_drop: float,
         drop_path: Sequence[float],
         downsample: bool,
-        use_checkpoint: bool = False,
-        clipped_window_bias: str = "release",
+        activation_checkpointing: bool = False,
+        clipped_window_bias: ClippedWindowBias = "release",
     ) -> None:
         super().__init__()
         self.window_size = window_size
         self.shift_size: Size3 = (window_size[0] // 2, window_size[1] // 2, window_size[2] // 2)
-        self.use_checkpoint = use_checkpoint
+        self.activation_checkpointing = activation_checkpointing
         shifts = [(0, 0, 0) if index % 2 == 0 else self.shift_size for index in range(depth)]
         self.blocks = nn.ModuleList(
             SwinTransformerBlock3D(
-                dim, num_heads, window_size, shift, mlp_ratio, qkv_bias, drop, attn_drop, rate, clipped_window_bias
+                dim,
+                num_heads,
+                window_size,
+                shift,
+                mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias,
+                drop=drop,
+                attn_drop=attn_drop,
+                drop_path=rate,
+                clipped_window_bias=clipped_window_bias,
             )
             for shift, rate in zip(shifts, drop_path, strict=True)
         )
@@ -390,7 +408,7 @@ class BasicLayer(nn.Module):
         # One mask serves every shifted block of the stage, since they share the grid, window and shift.
         shift_mask = shifted_window_mask((D, H, W), window, shift, x.device) if any(shift) else None
         for block in self.blocks:
-            if self.use_checkpoint and self.training:
+            if self.activation_checkpointing and self.training:
                 x = activation_checkpoint(block, x, shift_mask, use_reentrant=False)
             else:
                 x = block(x, shift_mask)
@@ -438,9 +456,9 @@ class VideoSwinTransformer(nn.Module):
         drop_path_rate: stochastic-depth rate of the last block, linearly increasing from 0 over all blocks.
         patch_norm: LayerNorm after the patch embed.
         mask_token: learn a token that replaces masked patches (video masking in pretraining).
-        checkpoint: path of an official Video Swin checkpoint loaded at construction; its report is
+        pretrained_path: path of an official Video Swin checkpoint loaded at construction; its report is
             kept on ``self.load_report``.
-        use_checkpoint: recompute each block in backward to save activation memory (training only).
+        activation_checkpointing: recompute each block in backward to save activation memory (training only).
         clipped_window_bias: relative-position bias of windows clipped to a stage grid smaller than the window
             (inputs under ~193 px, one-frame images): ``"release"`` (default; the first N rows and columns of the
             full window's index, as the official code and so every Video Swin and Clover checkpoint) or
@@ -462,9 +480,9 @@ class VideoSwinTransformer(nn.Module):
         drop_path_rate: float = 0.3,
         patch_norm: bool = True,
         mask_token: bool = True,
-        checkpoint: str | None = None,
-        use_checkpoint: bool = False,
-        clipped_window_bias: str = "release",
+        pretrained_path: str | None = None,
+        activation_checkpointing: bool = False,
+        clipped_window_bias: ClippedWindowBias = "release",
     ) -> None:
         arguments = constructor_arguments(locals())
         super().__init__()
@@ -479,7 +497,7 @@ class VideoSwinTransformer(nn.Module):
         self.out_dim = embed_dim * 2 ** (len(depths) - 1)
         self.downsample_factor = patch[1] * 2 ** (len(depths) - 1)
 
-        self.patch_embed = PatchEmbed3D(patch, in_channels, embed_dim, patch_norm)
+        self.patch_embed = PatchEmbed3D(patch, in_channels, embed_dim, patch_norm=patch_norm)
         self.pos_drop = nn.Dropout(drop_rate)
         blocks = sum(depths)
         rates = [drop_path_rate * index / max(blocks - 1, 1) for index in range(blocks)]
@@ -498,7 +516,7 @@ class VideoSwinTransformer(nn.Module):
                     attn_drop=attn_drop_rate,
                     drop_path=rates[first : first + depth],
                     downsample=stage < len(depths) - 1,
-                    use_checkpoint=use_checkpoint,
+                    activation_checkpointing=activation_checkpointing,
                     clipped_window_bias=clipped_window_bias,
                 )
             )
@@ -511,12 +529,12 @@ class VideoSwinTransformer(nn.Module):
         self.apply(_init_weights)
 
         self.load_report: LoadReport | None = None
-        if checkpoint is not None:
-            self.load_report = load_video_swin_checkpoint(self, checkpoint)
+        if pretrained_path is not None:
+            self.load_report = load_video_swin_checkpoint(self, pretrained_path)
 
     def architecture(self) -> dict[str, Any]:
-        """This encoder's ``class_path``/``init_args``, without the checkpoint path (a checkpoint has the weights)."""
-        return {"class_path": class_path(self), "init_args": {**self.arguments, "checkpoint": None}}
+        """This encoder's ``class_path``/``init_args``, without ``pretrained_path`` (a checkpoint has the weights)."""
+        return {"class_path": class_path(self), "init_args": {**self.arguments, "pretrained_path": None}}
 
     def embed_patches(self, video: Tensor, mask: Tensor | None = None) -> Tensor:
         """Patch-embeds a clip and replaces the patches of masked cells by the mask token.

@@ -72,7 +72,7 @@ def _read(path: str) -> bytes | None:
         return None
 
 
-def folder_images(images: str, folder: str, with_meta: bool) -> list[tuple[int, Location]]:
+def folder_images(images: str, folder: str, *, with_meta: bool) -> list[tuple[int, Location]]:
     """The images of one ``files`` shard folder in key order: ``(key, location)``; ``with_meta`` reads json and txt."""
     found = []
     for name in sorted(os.listdir(os.path.join(images, folder))):

@@ -25,6 +25,7 @@ from clover_pl.prepare.qa_common import (
     OPEN_ENDED_SCORING,
     SplitBuilder,
     converter_parser,
+    manifest_sources,
     read_tab_rows,
     report,
     require_file,
@@ -89,8 +90,7 @@ def prepare_lsmdc_fib(annotations: str, videos: str, out: str, top_k: int | None
         f"rewritten to {BLANK}, exactly one per text; the model classifies the fused output at the {BLANK} position. "
         f"{vocabulary}; the release used 908. {OPEN_ENDED_SCORING}"
     )
-    sources = {split: os.path.abspath(path) for split, path in paths.items()}
-    sources.update(videos=os.path.abspath(videos), top_k=top_k)
+    sources = manifest_sources(paths, videos=os.path.abspath(videos), top_k=top_k)
     return write_qa_manifest(out, "lsmdc_fib", "fill_in_blank", splits, protocol, problems, sources, top_k=top_k)
 
 

@@ -26,6 +26,7 @@ from clover_pl.prepare.qa_common import (
     NUM_OPTIONS,
     SplitBuilder,
     converter_parser,
+    manifest_sources,
     parse_index,
     read_tab_rows,
     report,
@@ -110,8 +111,7 @@ def prepare_lsmdc_mc(annotations: str, videos: str, out: str, seed: int = 0) -> 
         "scores. Rows without the expected number of TAB-separated fields are left out; everything left out is "
         "listed with its id in problems.jsonl."
     )
-    sources = {split: os.path.abspath(path) for split, path in paths.items()}
-    sources.update(videos=os.path.abspath(videos), seed=seed)
+    sources = manifest_sources(paths, videos=os.path.abspath(videos), seed=seed)
     return write_qa_manifest(
         out, "lsmdc_mc", "multiple_choice", splits, protocol, problems, sources, num_options=NUM_OPTIONS
     )

@@ -34,11 +34,13 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import av
 
 import clover_pl
+from clover_pl.files import write_text_atomic
 
 MANIFEST_NAME = "manifest.json"
 MEDIA = {"video": ("mp4",), "image": ("jpg", "jpeg", "png", "webp")}
@@ -55,7 +57,7 @@ def write_manifest(
     kind: str,
     layout: str,
     origin: str,
-    source: dict[str, str],
+    source: Mapping[str, str | None],
     settings: dict[str, Any],
     shards: list[dict[str, Any]],
     summary: dict[str, Any],
@@ -97,10 +99,7 @@ def write_manifest(
     }
     manifest["failed_share"] = failed_share(manifest)
     path = os.path.join(out, MANIFEST_NAME)
-    with open(path + ".tmp", "w", encoding="utf-8") as stream:
-        json.dump(manifest, stream, indent=2, ensure_ascii=False)
-        stream.write("\n")
-    os.replace(path + ".tmp", path)
+    write_text_atomic(path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
 
 

@@ -6,7 +6,7 @@ short side). Decoding only the first frame, as preparation used to, passes a hal
 index is complete, its data is not) and a bitstream that breaks after its first GOP: the loader skips both at every
 epoch, since random sampling reaches the missing frames. Cost per clip: see the README's "Preparing data" section.
 
-Reasons are the loader's skip counters (``clover_pl.data.pretrain.SKIP_REASONS``): ``no_caption``,
+Reasons are the loader's skip counters (``clover_pl.data.pretrain_samples.SKIP_REASONS``): ``no_caption``,
 ``caption_not_utf8``, ``caption_empty``, ``no_media`` and ``bad_media_<DecodeError reason>``. A failed download
 (video2dataset keeps it as ``.json`` + ``.txt`` without media; its ``.json`` status is not ``"success"``) is not a
 skip but its own count, ``failed_download``: missing data, not corrupt data. The rule is the loader's
@@ -94,7 +94,7 @@ def failure_status(members: dict[str, Any]) -> str | None:
     return status if isinstance(status, str) and status != "success" else None
 
 
-def loader_skip(members: dict[str, bytes | None], decode: bool = True) -> tuple[str, str] | None:
+def loader_skip(members: dict[str, bytes | None], *, decode: bool = True) -> tuple[str, str] | None:
     """The reason (and a detail) for which the pretraining loader would skip this sample; None if it reads it.
 
     Args:
@@ -102,7 +102,7 @@ def loader_skip(members: dict[str, bytes | None], decode: bool = True) -> tuple[
             None when ``decode`` is False.
         decode: decode the media (otherwise only the caption and the presence of media are checked).
     """
-    from clover_pl.data.video import DecodeError
+    from clover_pl.data.decode_error import DecodeError
 
     caption = members.get("txt")
     if caption is None:

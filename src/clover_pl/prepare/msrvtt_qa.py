@@ -23,6 +23,7 @@ from clover_pl.prepare.qa_common import (
     SplitBuilder,
     add_json_questions,
     converter_parser,
+    manifest_sources,
     parse_index,
     read_json_list,
     report,
@@ -75,8 +76,7 @@ def prepare_msrvtt_qa(annotations: str, videos: str, out: str, top_k: int | None
         f"{vocabulary}; the release used 1,500. answer_type is the question's first word (what/who/how/where/when, "
         f"else other) for per-type accuracy. {OPEN_ENDED_SCORING}"
     )
-    sources = {split: os.path.abspath(path) for split, path in paths.items()}
-    sources.update(videos=os.path.abspath(videos), top_k=top_k)
+    sources = manifest_sources(paths, videos=os.path.abspath(videos), top_k=top_k)
     return write_qa_manifest(out, "msrvtt_qa", "open_ended", splits, protocol, problems, sources, top_k=top_k)
 
 

@@ -25,6 +25,7 @@ from clover_pl.prepare.qa_common import (
     SplitBuilder,
     add_json_questions,
     converter_parser,
+    manifest_sources,
     parse_index,
     read_json_list,
     report,
@@ -103,8 +104,7 @@ def prepare_msvd_qa(
         f"-> {{clip}}.avi. {vocabulary}; the release used 1,000. answer_type is the question's first word "
         f"(what/who/how/where/when, else other) for per-type accuracy. {OPEN_ENDED_SCORING}"
     )
-    sources = {split: os.path.abspath(path) for split, path in paths.items()}
-    sources.update(mapping=os.path.abspath(mapping), videos=os.path.abspath(videos), top_k=top_k)
+    sources = manifest_sources(paths, mapping=os.path.abspath(mapping), videos=os.path.abspath(videos), top_k=top_k)
     return write_qa_manifest(out, "msvd_qa", "open_ended", splits, protocol, problems, sources, top_k=top_k)
 
 

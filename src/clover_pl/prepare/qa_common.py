@@ -90,6 +90,13 @@ def vocabulary_text(top_k: int | None) -> str:
     return f"The answer vocabulary is {choice} (most frequent first, ties alphabetical; train split only)"
 
 
+def manifest_sources(paths: dict[str, str], **inputs: Any) -> dict[str, Any]:
+    """The manifest's ``sources``: each split's annotation file as an absolute path, then ``inputs`` in order."""
+    sources: dict[str, Any] = {split: os.path.abspath(path) for split, path in paths.items()}
+    sources.update(inputs)
+    return sources
+
+
 def parse_index(value: Any) -> int | None:
     """A non-negative integer from an int or a string of digits (``7``, ``"7"``, ``" 7 "``), else None."""
     if isinstance(value, bool):

@@ -47,7 +47,7 @@ class ShardScan:
     problems: list[str] = field(default_factory=list)
 
 
-def scan_shard(path: str, kind: str, decode: bool) -> ShardScan:
+def scan_shard(path: str, kind: str, *, decode: bool) -> ShardScan:
     """Read a shard: count its samples and failed downloads, check names and keys, and check each sample.
 
     Args:
@@ -64,7 +64,8 @@ def scan_shard(path: str, kind: str, decode: bool) -> ShardScan:
     shard_id = int(stem) if stem.isdigit() else None
     sources: set[str] = set()
     seen: set[str] = set()
-    key, members, width = None, {}, None
+    key, width = None, None
+    members: dict[str, bytes | None] = {}
 
     def finish() -> None:
         if key is not None:
@@ -139,7 +140,7 @@ def _finish_sample(
         seconds = duration_seconds(meta.get("duration_seconds", meta.get("duration")))
         if seconds is not None and has_media:
             scan.seconds = (scan.seconds or 0.0) + seconds
-    skip = loader_skip({ext: data for ext, data in members.items() if ext in media or ext == "txt"}, decode)
+    skip = loader_skip({ext: data for ext, data in members.items() if ext in media or ext == "txt"}, decode=decode)
     if skip is not None:
         reason, detail = skip
         scan.skipped[reason] += 1
@@ -172,7 +173,7 @@ def _verify_shard(kind: str, decode: bool, job: tuple[str, dict[str, Any]]) -> t
     problems = []
     if os.path.getsize(path) != entry.get("bytes"):
         problems.append(f"{path}: {os.path.getsize(path)} bytes, the manifest says {entry.get('bytes')}")
-    scan = scan_shard(path, kind, decode)
+    scan = scan_shard(path, kind, decode=decode)
     problems += scan.problems
     for name, counted in (("samples", scan.samples), ("failed", scan.failed)):
         if counted != int(entry.get(name, 0)):
@@ -180,7 +181,7 @@ def _verify_shard(kind: str, decode: bool, job: tuple[str, dict[str, Any]]) -> t
     return path, scan, problems + stats_problems(path, scan)
 
 
-def verify_dataset(out: str, workers: int = 1, decode: bool = True) -> list[str]:
+def verify_dataset(out: str, workers: int = 1, *, decode: bool = True) -> list[str]:
     """Check a prepared dataset against its manifest, and every sample as the loader will read it; writes nothing.
 
     Checks: the manifest reads; ``urls`` expands to the listed shards; each tar exists, has the recorded size,
@@ -225,7 +226,7 @@ def verify_dataset(out: str, workers: int = 1, decode: bool = True) -> list[str]
 
 
 def _index_shard(kind: str, decode: bool, path: str) -> tuple[str, ShardScan, list[str], dict[str, Any]]:
-    scan = scan_shard(path, kind, decode)
+    scan = scan_shard(path, kind, decode=decode)
     try:
         stats = read_stats(path)
     except (OSError, ValueError):
@@ -271,8 +272,10 @@ def index_shards(
                 refresh=False,
             )
             bar.update(1)
-    entries, problems, status, seconds = [], [], Counter(), []
-    failed_status, skipped = Counter(), Counter()
+    entries, problems, seconds = [], [], []
+    status: Counter[str] = Counter()
+    failed_status: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
     for path in sorted(results):
         scan, shard_problems, stats = results[path]
         url = shard_url(path, out)

@@ -60,7 +60,7 @@ def run_shard_command(
     if args.verify:
         if given or args.shards:
             print("--verify re-reads OUT as it is: the input options are not used", file=sys.stderr)
-        return report_problems(verify_dataset(args.out, args.workers, decode), f"verify {args.out}")
+        return report_problems(verify_dataset(args.out, args.workers, decode=decode), f"verify {args.out}")
     if args.shards:
         if given:
             parser.error(f"--shards takes no {', '.join(given)}: the shards stay as they are")

@@ -69,7 +69,7 @@ def prepare_synthetic_qa(
             os.remove(os.path.join(folder, name))
     split_of = dict.fromkeys(train_keys, "train")
     split_of.update((key, "val" if position < val_videos else "test") for position, key in enumerate(heldout_keys))
-    manifests = {}
+    manifests: dict[str, dict[str, Any]] = {}
     for setting in SETTINGS:
         problems = ProblemLog()
         builders = {split: SplitBuilder(split, setting, problems) for split in ("train", "val", "test")}

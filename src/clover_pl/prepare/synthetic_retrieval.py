@@ -22,6 +22,7 @@ from typing import Any
 
 from clover_pl.data.retrieval_manifest import clean_captions, summary_line, write_retrieval_manifest
 from clover_pl.data.shards import expand_urls, iter_shard
+from clover_pl.files import atomic_open
 
 
 def prepare_synthetic_retrieval(
@@ -115,9 +116,8 @@ def write_bytes_if_changed(path: str, content: bytes) -> None:
         with open(path, "rb") as stream:
             if stream.read() == content:
                 return
-    with open(path + ".tmp", "wb") as stream:
+    with atomic_open(path, "wb", durable=False) as stream:
         stream.write(content)
-    os.replace(path + ".tmp", path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ import csv
 import os
 from typing import Any
 
-from clover_pl.data.qa_manifest import ProblemLog, write_qa_manifest
+from clover_pl.data.qa_manifest import ProblemLog, QASetting, write_qa_manifest
 from clover_pl.data.retrieval_manifest import VideoIndex
 from clover_pl.prepare.errors import InputError, checked_rows
 from clover_pl.prepare.qa_common import (
@@ -28,6 +28,7 @@ from clover_pl.prepare.qa_common import (
     OPEN_ENDED_SCORING,
     SplitBuilder,
     converter_parser,
+    manifest_sources,
     report,
     require_file,
     require_folder,
@@ -98,7 +99,7 @@ def prepare_tgif_qa(
     tables = {split: read_question_csv(path, COLUMNS[task]) for split, path in paths.items()}
     index = VideoIndex(require_folder(videos))
     problems = ProblemLog()
-    setting = "open_ended" if open_ended else "multiple_choice"
+    setting: QASetting = "open_ended" if open_ended else "multiple_choice"
     splits: dict[str, list[dict[str, Any]]] = {}
     for split, (header, rows) in tables.items():
         builder = SplitBuilder(split, setting, problems)
@@ -133,8 +134,7 @@ def prepare_tgif_qa(
         f"{os.path.basename(paths['train'])}. There is no official val split: carve one from train for model "
         f"selection (the datamodule does; hcrn holds out 10%), never select on test. {scoring}"
     )
-    sources = {split: os.path.abspath(path) for split, path in paths.items()}
-    sources.update(task=task, videos=os.path.abspath(videos), top_k=top_k if open_ended else None)
+    sources = manifest_sources(paths, task=task, videos=os.path.abspath(videos), top_k=top_k if open_ended else None)
     if open_ended:
         return write_qa_manifest(out, dataset, setting, splits, protocol, problems, sources, top_k=top_k)
     return write_qa_manifest(out, dataset, setting, splits, protocol, problems, sources, num_options=NUM_OPTIONS)

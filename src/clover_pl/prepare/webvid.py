@@ -109,7 +109,7 @@ class WebVidConverter:
             raise Dropped("empty_caption")
         data = self.read_video(page_dir, videoid)
         tally.source_bytes += len(data)
-        from clover_pl.data.video import DecodeError  # torch: imported by the workers' first video, not by --help
+        from clover_pl.data.decode_error import DecodeError
 
         try:
             seconds = check_video(data)  # every frame, as the loader decodes them: no clip it would skip is kept
@@ -175,7 +175,7 @@ def reencode_video(data: bytes, settings: Reencode) -> tuple[bytes, float]:
     Raises:
         DecodeError: no video stream, or no frame decoded.
     """
-    from clover_pl.data.video import DecodeError
+    from clover_pl.data.decode_error import DecodeError
 
     output = io.BytesIO()
     with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as source:
@@ -222,7 +222,7 @@ class _Writer:
     def convert(self, frame: av.VideoFrame) -> av.VideoFrame:
         turns = round(frame.rotation / 90) % 4
         if turns:  # the rotation is display metadata that re-encoding would lose: apply it to the pixels
-            array = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), turns))
+            array = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), turns), dtype=np.uint8)
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
         if self.stream is None:
             width, height = _output_size(frame.width, frame.height, self.short_side)

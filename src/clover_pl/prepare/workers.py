@@ -32,6 +32,7 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from clover_pl.data.shards import SHARD_DIGITS, make_key, stats_path, write_tar
+from clover_pl.files import remove_stale_partials, write_text_atomic
 from clover_pl.prepare.errors import InputError
 from clover_pl.progress import progress
 
@@ -125,7 +126,9 @@ class ShardTally:
 class RowConverter(Protocol):
     """Turns one input row into the members of one sample (``json`` already serialised), or raises `Dropped`."""
 
-    kind: str
+    @property
+    def kind(self) -> str:
+        """``"video"`` or ``"image"``: the sample's media."""
 
     def __call__(self, index: int, row: Any, key: str, tally: ShardTally) -> dict[str, Any]:
         """The members of row ``index``'s sample, keyed ``key``; adds to ``tally``; raises `Dropped`."""
@@ -306,7 +309,8 @@ def count_lines(path: str) -> int:
 
 def _group(rows: Iterable[tuple[int, Any]], samples_per_shard: int) -> Iterator[tuple[int, list[tuple[int, Any]]]]:
     """Consecutive rows by shard; shards with no row in between come out empty."""
-    current, batch, last_index = 0, [], -1
+    current, last_index = 0, -1
+    batch: list[tuple[int, Any]] = []
     for index, row in rows:
         if index <= last_index:
             raise ValueError(f"row indices must increase: {index} after {last_index}")
@@ -335,7 +339,8 @@ def _refuse_foreign_shards(out: str) -> None:
 
 def remove_temporary_files(out: str) -> None:
     """Delete the temporary shard, stats and manifest files that an interrupted run left in ``out``."""
-    for name in sorted(os.listdir(out)):
+    remove_stale_partials(out)
+    for name in sorted(os.listdir(out)):  # the ``.tmp`` names of earlier versions
         if _TEMPORARY_FILE.fullmatch(name):
             os.remove(os.path.join(out, name))
 
@@ -349,15 +354,13 @@ def remove_stale_shards(out: str, count: int) -> None:
 
 
 def _write_json(path: str, value: Any) -> None:
-    with open(path + ".tmp", "w", encoding="utf-8") as stream:
-        json.dump(value, stream, indent=4)
-        stream.write("\n")
-    os.replace(path + ".tmp", path)
+    write_text_atomic(path, json.dumps(value, indent=4) + "\n")
 
 
 def summarize(stats: list[dict[str, Any]], out: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Manifest shard entries and totals (rows, dropped by reason, truncated captions, seconds) from shard stats."""
-    shards, dropped = [], Counter()
+    shards: list[dict[str, Any]] = []
+    dropped: Counter[str] = Counter()
     for shard_id, shard_stats in enumerate(stats):
         url = shard_name(shard_id) + ".tar"
         size = os.path.getsize(os.path.join(out, url))

@@ -16,12 +16,15 @@ whose argmax is the prediction and whose cross-entropy with ``batch["label"]`` i
 from __future__ import annotations
 
 import abc
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from clover_pl.models import CloverBackbone, DualEncoderHeads, QAHead
+
+_Part = TypeVar("_Part", bound=nn.Module)
 
 
 class Answerer(nn.Module, abc.ABC):
@@ -37,6 +40,13 @@ class Answerer(nn.Module, abc.ABC):
 
     def bind(self, backbone: CloverBackbone, num_answers: int | None) -> None:
         """Check the backbone and build what depends on the data (the answer vocabulary's size)."""
+
+    @staticmethod
+    def bound(part: _Part | None) -> _Part:
+        """A part that :meth:`bind` builds, once built (a clear error before the first ``bind``)."""
+        if part is None:
+            raise RuntimeError("the answerer is not bound yet: VideoQATask binds it to the data in setup()")
+        return part
 
     @abc.abstractmethod
     def forward(self, backbone: CloverBackbone, video_tokens: torch.Tensor, batch: dict) -> torch.Tensor:
@@ -96,7 +106,7 @@ class OpenEndedAnswerer(_VocabularyAnswerer):
 
     def forward(self, backbone: CloverBackbone, video_tokens: torch.Tensor, batch: dict) -> torch.Tensor:
         """(B, answers) logits from the fused [CLS]."""
-        return self.head(self._text(backbone, video_tokens, batch).cls)
+        return self.bound(self.head)(self._text(backbone, video_tokens, batch).cls)
 
 
 class FillInBlankAnswerer(_VocabularyAnswerer):
@@ -128,7 +138,7 @@ class FillInBlankAnswerer(_VocabularyAnswerer):
         states = backbone.encode_text(batch["input_ids"], batch["attention_mask"])
         text = backbone.fuse(video_tokens, states, batch["attention_mask"], self.cls_token).text
         blank = text[torch.arange(text.shape[0], device=text.device), batch["mask_position"]]
-        return self.head(blank)
+        return self.bound(self.head)(blank)
 
 
 class FusedChoiceAnswerer(Answerer):
@@ -163,7 +173,7 @@ class FusedChoiceAnswerer(Answerer):
         states = backbone.encode_text(input_ids, attention_mask)
         tokens = video_tokens.repeat_interleave(choices, dim=0)
         fused = backbone.fuse(tokens, states, attention_mask).cls
-        return self.head(fused).reshape(batch_size, choices)
+        return self.bound(self.head)(fused).reshape(batch_size, choices)
 
 
 class SimilarityChoiceAnswerer(Answerer):
@@ -196,7 +206,8 @@ class SimilarityChoiceAnswerer(Answerer):
         batch_size, choices, length = batch["input_ids"].shape
         input_ids = batch["input_ids"].reshape(batch_size * choices, length)
         attention_mask = batch["attention_mask"].reshape(batch_size * choices, length)
-        video = F.normalize(self.heads.project_video(video_tokens), dim=-1)
-        text = F.normalize(self.heads.project_text(backbone.encode_text(input_ids, attention_mask)), dim=-1)
+        heads = self.bound(self.heads)
+        video = F.normalize(heads.project_video(video_tokens), dim=-1)
+        text = F.normalize(heads.project_text(backbone.encode_text(input_ids, attention_mask)), dim=-1)
         text = text.reshape(batch_size, choices, -1)
         return torch.einsum("be,bke->bk", video, text) / self.temperature

@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
 from clover_pl.models import CloverBackbone
 from clover_pl.models.load_report import LoadReport
@@ -73,7 +74,7 @@ class CloverTask(SelfDescribingTask, L.LightningModule):
             micro_batch = batch_idx % self.trainer.accumulate_grad_batches
             torch.manual_seed(step_seed(self.seed, self.global_step, micro_batch, self.global_rank))
 
-    def configure_optimizers(self) -> dict[str, object]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         """AdamW over decay groups with the group's schedule, stepped every optimiser step."""
         return configure_optimization(self, self.optimization, self.lr_scales())
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import nn
 
 # Parameters never decayed besides norms and biases (spec 4): the release excludes Swin's position tables.
@@ -205,7 +206,7 @@ def adamw_warmup_cosine(
     min_lr_ratio: float,
     lr_scales: dict[str, float] | None = None,
     schedule: ScheduleShape = "warmup_cosine",
-) -> dict[str, object]:
+) -> OptimizerLRSchedulerConfig:
     """The ``configure_optimizers`` return value: AdamW (fused when on CUDA) and a per-step LambdaLR.
 
     Args:
@@ -225,7 +226,8 @@ def adamw_warmup_cosine(
     """
     groups = decay_groups(module.named_parameters(), weight_decay, lr_scales)
     for group in groups:
-        group["lr"] = lr * float(group.pop("lr_scale", 1.0))  # the schedule multiplies each group's own peak
+        scale = cast(float, group.pop("lr_scale", 1.0))
+        group["lr"] = lr * float(scale)  # the schedule multiplies each group's own peak
     on_cuda = any(p.is_cuda for group in groups for p in group["params"])  # type: ignore[attr-defined]
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=on_cuda or None)
     shape = SCHEDULES[schedule]
@@ -237,7 +239,7 @@ def adamw_warmup_cosine(
 
 def configure_optimization(
     task: L.LightningModule, optimization: Optimization, lr_scales: dict[str, float] | None = None
-) -> dict[str, object]:
+) -> OptimizerLRSchedulerConfig:
     """The ``configure_optimizers`` of a task: its optimisation group over the trainer's whole run.
 
     The schedule ends at the trainer's last optimiser step (``estimated_stepping_batches``), and the warmup is

@@ -118,22 +118,23 @@ class PretrainTask(CloverTask):
         features = PretrainFeatures(
             video=self.heads.project_video(video_tokens), text=self.heads.project_text(text_states)
         )
-        masked_text_states = masked_video_tokens = None
-        if objective.needs_masked_text:
-            masked_text_states = backbone.encode_text(batch["masked_input_ids"], text_mask)
+        if not objective.needs_masked_text:
+            return features  # the baseline without MLM: video-text contrastive only
+        masked_text_states = backbone.encode_text(batch["masked_input_ids"], text_mask)
+        masked_video_tokens = None
         if objective.needs_masked_video:
             masked_video_tokens = backbone.encode_video(batch["video"], batch["video_mask"])
         fused_masked_text = None  # fused(video, masked text): MLM's input and the text anchor's fused candidate
         if objective.needs_fused_masked_text:
             fused_masked_text = backbone.fuse(video_tokens, masked_text_states, text_mask)
-        if objective.masked_candidates:
+        if masked_video_tokens is not None and objective.masked_candidates:
             features.masked_text = self.heads.project_text(masked_text_states)
             features.masked_video = self.heads.project_video(masked_video_tokens)
-        if objective.needs_fused_masked_video:
+        if masked_video_tokens is not None and fused_masked_text is not None and self.fused_heads is not None:
             fused_masked_video = backbone.fuse(masked_video_tokens, text_states, text_mask)
             features.fused_masked_video = self.fused_heads.video(fused_masked_video.cls)
             features.fused_masked_text = self.fused_heads.text(fused_masked_text.cls)
-        if objective.use_mlm:
+        if fused_masked_text is not None and self.mlm_head is not None:
             features.mlm_logits = self.mlm_head(fused_masked_text.text)
             features.mlm_labels = batch["mlm_labels"]
         return features

@@ -113,13 +113,11 @@ class RetrievalTask(CloverTask):
 
     # ---------------------------------------------------------------- training
     def embed(
-        self, video: torch.Tensor | None, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        self, video: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Dual-encoder embeddings (not normalised): video (B, T, C, H, W) -> (B, E); texts (N, L) -> (N, E)."""
-        video_embedding = None if video is None else self.heads.project_video(self.backbone.encode_video(video))
-        text_embedding = None
-        if input_ids is not None:
-            text_embedding = self.heads.project_text(self.backbone.encode_text(input_ids, attention_mask))
+        video_embedding = self.heads.project_video(self.backbone.encode_video(video))
+        text_embedding = self.heads.project_text(self.backbone.encode_text(input_ids, attention_mask))
         return video_embedding, text_embedding
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:

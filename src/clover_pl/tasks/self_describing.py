@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
@@ -65,7 +65,13 @@ def vocabulary_of(tokenizer: Any) -> list[str] | None:
     return tokens
 
 
-class SelfDescribingTask:
+if TYPE_CHECKING:
+    from lightning import LightningModule as _TaskBase
+else:
+    _TaskBase = object
+
+
+class SelfDescribingTask(_TaskBase):
     """Mixin of the three tasks: the description in every checkpoint, ``load_from_checkpoint(path)``, the fit check.
 
     Class attributes:
@@ -74,6 +80,7 @@ class SelfDescribingTask:
         GUARDED: whether fit refuses to start from random weights.
     """
 
+    backbone: CloverBackbone
     MODULE_ARGUMENTS: ClassVar[tuple[str, ...]] = ("backbone",)
     WEIGHT_ARGUMENTS: ClassVar[tuple[str, ...]] = ()
     GUARDED: ClassVar[bool] = False
@@ -197,7 +204,7 @@ class SelfDescribingTask:
     def check_initialisation(self) -> None:
         """Print the load report; raise :class:`RandomInitError` for a guarded task with nothing pretrained."""
         resumed = self.trainer.ckpt_path
-        rank_zero_info(weights_report(self, resumed))
+        rank_zero_info(weights_report(self, None if resumed is None else str(resumed)))
         if not self.GUARDED or resumed is not None or self.hparams.get("allow_random_init", False):
             return
         if getattr(self, "load_report", None) is not None:
@@ -231,7 +238,7 @@ def weights_report(task: Any, resumed: str | None) -> str:
         lines.append(f"  init_from: {report.summary()}")
     elif init_from is not None:
         lines.append(f"  init_from: {init_from}")
-    parts = (("video encoder", task.backbone.video), ("text encoder", task.backbone.text))
+    parts: tuple[tuple[str, Any], ...] = (("video encoder", task.backbone.video), ("text encoder", task.backbone.text))
     parts += (("fusion encoder", task.backbone.fusion),)
     mlm_head = getattr(task, "mlm_head", None)
     if mlm_head is not None:

@@ -36,6 +36,7 @@ import numpy as np
 
 import clover_pl
 from clover_pl.data.shards import make_key, write_shards
+from clover_pl.files import write_text_atomic
 from clover_pl.prepare.synthetic.captions import (
     COMPLETE_TEMPLATES,
     MASK,
@@ -325,9 +326,7 @@ def _write_json(path: str, value: Any) -> None:
 
 def _write_text(path: str, content: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w", encoding="utf-8") as stream:
-        stream.write(content)
-    os.replace(path + ".tmp", path)
+    write_text_atomic(path, content)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,7 +72,7 @@ def caption_words(scene: Scene, template: str) -> list[tuple[str, str | None]]:
     return words
 
 
-def noun_phrase(entity: Entity, made_of: bool = False) -> list[tuple[str, str | None]]:
+def noun_phrase(entity: Entity, *, made_of: bool = False) -> list[tuple[str, str | None]]:
     """The entity's noun phrase: "a jade ball", "a pair of jade balls", or with ``made_of`` "a ball made of jade"."""
     words: list[tuple[str, str | None]] = []
     if entity.count > 1:
@@ -83,7 +83,7 @@ def noun_phrase(entity: Entity, made_of: bool = False) -> list[tuple[str, str | 
     return [("an" if words[0][0][0] in "aeiou" else "a", None), *words]
 
 
-def verb(entity: Entity, participle: bool = False) -> list[tuple[str, str | None]]:
+def verb(entity: Entity, *, participle: bool = False) -> list[tuple[str, str | None]]:
     """The entity's action as a finite verb ("rolls" / "roll") or a participle ("rolling"); nothing in images."""
     if entity.action is None:
         return []

@@ -10,7 +10,7 @@ the distractors, so an encoder that sees "jade" and "ball" somewhere but does no
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import replace
 from typing import Any
 
@@ -79,7 +79,8 @@ def one_fact_variants(scene: Scene, index: int, fact: str) -> list[Scene]:
     values = list(dict.fromkeys(bound + values))
     variants = []
     for value in values:
-        changed = replace(entity, **{fact: value})
+        change: dict[str, Any] = {fact: value}
+        changed = replace(entity, **change)
         if any(changed.facts() == other.facts() for other in others):
             continue
         entities = list(scene.entities)
@@ -178,7 +179,7 @@ def text_only_accuracy(records: list[dict[str, Any]]) -> dict[str, float]:
     Returns:
         ``{"chance", "consensus", "distinct_values", "consensus_then_distinct"}``.
     """
-    totals = Counter[str]()
+    totals: defaultdict[str, float] = defaultdict(float)
     for record in records:
         answer, options = record["answer"], record["options"]
         consensus = consensus_choice(options)

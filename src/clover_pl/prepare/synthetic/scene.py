@@ -128,14 +128,14 @@ def motion(entity: Entity, size: int, fraction: float) -> tuple[float, float, fl
     return 0.0, 0.0, 0.0
 
 
-def sample_entity(rng: np.random.Generator, motion_on: bool, count: int) -> Entity:
+def sample_entity(rng: np.random.Generator, count: int, *, motion_on: bool) -> Entity:
     """Draw one entity's facts uniformly (an action only when ``motion_on``)."""
     action = str(rng.choice(ACTIONS)) if motion_on else None
     heading = int(rng.choice([-1, 1]))
     return Entity(str(rng.choice(list(OBJECTS))), str(rng.choice(list(MATERIALS))), action, count, heading)
 
 
-def sample_scene(rng: np.random.Generator, size: int, motion: bool) -> Scene:
+def sample_scene(rng: np.random.Generator, size: int, *, motion: bool) -> Scene:
     """Draw a scene whose objects stay inside the frame and never overlap along their paths.
 
     Args:
@@ -151,12 +151,12 @@ def sample_scene(rng: np.random.Generator, size: int, motion: bool) -> Scene:
         ground = str(rng.choice(list(GROUNDS)))
         if rng.random() < 0.65:
             count = int(rng.choice([1, 2, 3], p=[0.4, 0.3, 0.3]))
-            entities: tuple[Entity, ...] = (sample_entity(rng, motion, count),)
+            entities: tuple[Entity, ...] = (sample_entity(rng, count, motion_on=motion),)
         else:
-            first = sample_entity(rng, motion, 1)
-            second = sample_entity(rng, motion, 1)
+            first = sample_entity(rng, 1, motion_on=motion)
+            second = sample_entity(rng, 1, motion_on=motion)
             while (second.object, second.material) == (first.object, first.material):
-                second = sample_entity(rng, motion, 1)
+                second = sample_entity(rng, 1, motion_on=motion)
             entities = (first, second)
         for _attempt in range(PLACEMENT_TRIES):  # many tries, so that crowded fact combinations are not rarer
             tracks = place(rng, entities, size)
