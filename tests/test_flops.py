@@ -24,6 +24,7 @@ from clover_pl.flops import (
     video_encoder_flops,
     video_token_grid,
 )
+from clover_pl.losses import CloverObjective
 from clover_pl.models import clover_backbone, clover_tiny
 from clover_pl.tasks import PretrainTask
 
@@ -142,7 +143,7 @@ SWITCHES = {
 def test_training_step_equals_flop_counter_mode(switches: dict[str, bool]) -> None:
     """Forward and backward of the real objective, one pass per switch setting."""
     ranking = switches.get("use_masked", True) and switches.get("use_tma", True)
-    task = PretrainTask(clover_tiny(), embed_dim=E, use_ranking=ranking, **switches).train()
+    task = PretrainTask(clover_tiny(), CloverObjective(use_ranking=ranking, **switches), embed_dim=E).train()
     batch = tiny_batch()
     expected = task_step_flops(task, batch)
 

@@ -320,8 +320,8 @@ def task_step_flops(task: Any, batch: Mapping[str, Any], training: bool = True) 
     Only tensor shapes are read (no device synchronisation).
 
     Args:
-        task: a ``PretrainTask`` (its backbone, ``use_tma``/``use_masked``/``use_fused``/``use_mlm`` and
-            ``hparams.embed_dim``).
+        task: a ``PretrainTask`` (its backbone, its objective's switches ``use_tma``/``use_masked``/``use_fused``/
+            ``use_mlm`` and ``hparams.embed_dim``).
         batch: a pretraining batch: ``video`` (B, T, C, H, W) and ``input_ids`` (B, L).
         training: count the backward too.
 
