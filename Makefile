@@ -23,9 +23,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## create .venv: torch 2.13.0 (CPU) first, then clover-pl with dev extras
 
-lint: $(STAMP) ## ruff check + format check
+lint: $(STAMP) ## ruff check + format check + mypy over src/ (cached in .mypy_cache: seconds after the first run)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
 
 format: $(STAMP) ## ruff fix + format
 	$(BIN)/ruff check --fix src tests bench
