@@ -24,9 +24,9 @@ import lightning as L  # noqa: E402
 from clover_pl.lightning_cli import CloverCLI  # noqa: E402
 from clover_pl.quiet import silence_known_warnings  # noqa: E402
 from clover_pl.subcommands import DESCRIPTION  # noqa: E402
-from clover_pl.tensorboard import Pictures  # noqa: E402
+from clover_pl.callbacks import Pictures  # noqa: E402
 
-OFF = '{"class_path": "clover_pl.tensorboard.Pictures", "init_args": {"max_clips": 0, "num_queries": 0}}'
+OFF = '{"class_path": "clover_pl.callbacks.Pictures", "init_args": {"max_clips": 0, "num_queries": 0}}'
 
 
 class StepTimer(L.Callback):

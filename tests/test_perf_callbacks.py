@@ -44,7 +44,7 @@ def test_speed_monitor_logs_from_shapes_alone(monkeypatch: pytest.MonkeyPatch) -
     trainer = SimpleNamespace(world_size=2, log_every_n_steps=50, is_global_zero=True, loggers=[logger], global_step=3)
     monitor = SpeedMonitor(peak_tflops=1e-3, window=3)
     clock = iter([100.0, 102.0, 102.0])  # window start, end of the third batch (3 batches in 2 s), next window
-    monkeypatch.setattr("clover_pl.callbacks.time.perf_counter", lambda: next(clock))
+    monkeypatch.setattr("clover_pl.callbacks.performance.time.perf_counter", lambda: next(clock))
     monitor.on_train_start(trainer, task)
     video, image = meta_batch(), meta_batch(frames=1)
     for index, batch in enumerate([video, image, video]):

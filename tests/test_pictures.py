@@ -9,7 +9,7 @@ from matplotlib.patches import Rectangle
 
 from clover_pl.data.text import load_tokenizer
 from clover_pl.data.transforms import normalize
-from clover_pl.pictures import (
+from clover_pl.callbacks.drawing import (
     draw_training_clips,
     figure_to_array,
     join_wordpieces,
@@ -17,7 +17,7 @@ from clover_pl.pictures import (
     retrieval_examples,
     to_uint8_frames,
 )
-from clover_pl.retrieval_figure import write_retrieval_figure
+from clover_pl.callbacks.retrieval_figure import write_retrieval_figure
 
 VOCAB = Path(__file__).parent / "assets" / "vocab.txt"
 

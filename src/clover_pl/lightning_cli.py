@@ -5,9 +5,9 @@ What it adds to LightningCLI:
 - ``clover-pl --help`` also lists the commands of :data:`clover_pl.subcommands.COMMANDS`;
 - short class names (``--model PretrainTask``, ``--data PretrainDataModule``): the tasks and datamodules are
   imported here, so jsonargparse knows them as subclasses of LightningModule / LightningDataModule;
-- the default progress bar is :class:`clover_pl.progress_bar.StepProgressBar` and the model summary
-  :class:`clover_pl.model_summary.ModelSummary` (no ``Total Flops: 0``), unless a config names its own;
-- TensorBoard: :class:`clover_pl.tensorboard.SelectionMetricHParams` and :class:`clover_pl.tensorboard.Pictures`
+- the default progress bar is :class:`clover_pl.callbacks.StepProgressBar` and the model summary
+  :class:`clover_pl.callbacks.ModelSummary` (no ``Total Flops: 0``), unless a config names its own;
+- TensorBoard: :class:`clover_pl.callbacks.SelectionMetricHParams` and :class:`clover_pl.callbacks.Pictures`
   are added to every run with a TensorBoardLogger (unless the config has them), the placeholder ``hp_metric``
   is switched off, and ``fit --ckpt_path ...`` continues the latest run folder (``version_N``) instead of opening
   a new one, purging the events logged after the checkpoint's step;
@@ -41,10 +41,8 @@ from clover_pl.config_renames import check_renamed_keys
 # Imported for their subclasses: jsonargparse resolves a short class name among the imported subclasses.
 from clover_pl.data import PretrainDataModule, RetrievalDataModule, VideoQADataModule  # noqa: F401
 from clover_pl.errors import UserError
-from clover_pl.model_summary import ModelSummary
+from clover_pl.callbacks import ModelSummary, Pictures, SelectionMetricHParams, StepProgressBar
 from clover_pl.models import geometry
-from clover_pl.progress_bar import StepProgressBar
-from clover_pl.tensorboard import Pictures, SelectionMetricHParams
 
 BACKBONE = "model.init_args.backbone.init_args"
 VIDEO_ENCODER = f"{BACKBONE}.video_encoder.init_args"

@@ -166,7 +166,7 @@ class PretrainTask(CloverTask):
         parts = self._validation.gather()  # every rank takes part, also one that had no held-out shard
         if not parts:
             return {}
-        # Kept for the retrieval-examples picture (clover_pl.tensorboard.Pictures); CPU, the whole held-out set.
+        # Kept for the retrieval-examples picture (clover_pl.callbacks.Pictures); CPU, the whole held-out set.
         self.last_validation_embeddings = {
             "video": parts["video"],
             "video_ids": parts["id"],

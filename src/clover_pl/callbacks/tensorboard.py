@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 from clover_pl.trainer_attributes import attached_datamodule
-from clover_pl.validation_gallery import GalleryCollector, ValidationGallery
+from clover_pl.callbacks.validation_gallery import GalleryCollector, ValidationGallery
 
 
 def tensorboard_loggers(trainer: L.Trainer) -> list[TensorBoardLogger]:
@@ -154,7 +154,7 @@ class Pictures(GalleryCollector):
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         """The pictures of this validation, as (H, W, 3) uint8 arrays by TensorBoard tag."""
-        from clover_pl.pictures import draw_retrieval_examples, draw_training_clips, figure_to_array
+        from clover_pl.callbacks.drawing import draw_retrieval_examples, draw_training_clips, figure_to_array
 
         tokenizer = self.tokenizer(trainer)
         images = {}

@@ -8,7 +8,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from clover_pl.pictures import RetrievalExample, retrieval_examples, to_uint8_frames
+from clover_pl.callbacks.drawing import RetrievalExample, retrieval_examples, to_uint8_frames
 
 
 class ValidationGallery:

@@ -8,10 +8,10 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
-from clover_pl.pictures import RetrievalExample
+from clover_pl.callbacks.drawing import RetrievalExample
 from clover_pl.tasks.base import task_results
 from clover_pl.trainer_attributes import attached_datamodule
-from clover_pl.validation_gallery import GalleryCollector, ValidationGallery
+from clover_pl.callbacks.validation_gallery import GalleryCollector, ValidationGallery
 
 
 class RetrievalFigure(GalleryCollector):
@@ -87,7 +87,7 @@ def write_retrieval_figure(
     """
     from matplotlib.figure import Figure
 
-    from clover_pl.pictures import draw_recall_curves, draw_retrieval_examples
+    from clover_pl.callbacks.drawing import draw_recall_curves, draw_retrieval_examples
 
     rows = max(1, len(examples))
     columns = max((len(example.top_ids) for example in examples), default=0) + 1
