@@ -72,7 +72,7 @@ def run_one(args: argparse.Namespace, levers: tuple[str, ...]) -> dict[str, floa
     import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    from clover_pl.callbacks import compile_encoders
+    from clover_pl.callbacks.performance import compile_encoders
     from clover_pl.flops import BackboneSizes, task_step_flops, video_token_grid
     from clover_pl.models import clover_backbone
     from clover_pl.tasks import PretrainTask

@@ -21,10 +21,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import lightning as L  # noqa: E402
 
+from clover_pl.callbacks import Pictures  # noqa: E402
 from clover_pl.lightning_cli import CloverCLI  # noqa: E402
 from clover_pl.quiet import silence_known_warnings  # noqa: E402
 from clover_pl.subcommands import DESCRIPTION  # noqa: E402
-from clover_pl.callbacks import Pictures  # noqa: E402
 
 OFF = '{"class_path": "clover_pl.callbacks.Pictures", "init_args": {"max_clips": 0, "num_queries": 0}}'
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from clover_pl.cli import main
-from clover_pl.config_renames import RENAMED_ARGUMENTS, RenamedKeyError, check_renamed_keys
+from clover_pl.config_renames import RENAMED_ARGUMENTS, RENAMED_CLASSES, RenamedKeyError, check_renamed_keys
 
 QUICKSTART = os.path.join(os.path.dirname(__file__), os.pardir, "conf", "quickstart.yaml")
 
@@ -76,3 +76,57 @@ def test_the_old_swin_weight_and_recomputation_keys_name_their_new_keys(tmp_path
         check_renamed_keys(["fit", "--config", QUICKSTART, "--config", old])
     with pytest.raises(RenamedKeyError, match=rf"use --{video}.init_args.activation_checkpointing$"):
         check_renamed_keys(["fit", "--config", QUICKSTART, f"--{video}.init_args.use_checkpoint=true"])
+
+
+def test_an_old_callback_class_path_in_a_list_names_the_new_one(tmp_path) -> None:
+    overlay = write(
+        tmp_path / "old.yaml",
+        "trainer:\n  callbacks:\n    - class_path: clover_pl.callbacks.ThreadLimit\n"
+        "    - class_path: clover_pl.retrieval_figure.RetrievalFigure\n      init_args:\n        num_queries: 2\n",
+    )
+    with pytest.raises(RenamedKeyError) as error:
+        check_renamed_keys(["fit", "--config", QUICKSTART, "--config", overlay])
+    assert str(error.value) == (
+        f"{overlay}: class_path clover_pl.retrieval_figure.RetrievalFigure was renamed: "
+        "use clover_pl.callbacks.RetrievalFigure"
+    )
+    bare = write(tmp_path / "bare.yaml", "trainer:\n  callbacks:\n    - clover_pl.tensorboard.Pictures\n")
+    with pytest.raises(RenamedKeyError, match=r"use clover_pl.callbacks.Pictures$"):
+        check_renamed_keys(["fit", "--config", bare])
+
+
+def test_an_old_class_path_on_the_command_line_names_the_new_one() -> None:
+    with pytest.raises(
+        RenamedKeyError,
+        match=r"^--trainer.callbacks\+: class_path clover_pl.progress_bar.StepProgressBar was renamed: "
+        r"use clover_pl.callbacks.StepProgressBar$",
+    ):
+        check_renamed_keys(
+            ["fit", "--config", QUICKSTART, "--trainer.callbacks+=clover_pl.progress_bar.StepProgressBar"]
+        )
+    with pytest.raises(RenamedKeyError, match=r"use clover_pl.callbacks.ModelSummary$"):
+        check_renamed_keys(["fit", "--trainer.callbacks.class_path", "clover_pl.model_summary.ModelSummary"])
+    inline = '{"class_path": "clover_pl.tensorboard.SelectionMetricHParams"}'
+    with pytest.raises(
+        RenamedKeyError, match=r"^--trainer.callbacks\+: .* use clover_pl.callbacks.SelectionMetricHParams$"
+    ):
+        check_renamed_keys(["fit", f"--trainer.callbacks+={inline}"])
+
+
+def test_every_renamed_class_exists_at_its_new_path_and_the_shipped_configs_pass() -> None:
+    import importlib
+
+    for new in RENAMED_CLASSES.values():
+        module, _, name = new.rpartition(".")
+        assert isinstance(getattr(importlib.import_module(module), name), type)
+    check_renamed_keys(["fit", "--config", QUICKSTART, "--trainer.callbacks+=clover_pl.callbacks.SpeedMonitor"])
+
+
+def test_the_cli_prints_one_line_for_an_old_class_path_and_exits_2(tmp_path, capsys) -> None:
+    overlay = write(tmp_path / "old.yaml", "trainer:\n  callbacks:\n    - class_path: clover_pl.tensorboard.Pictures\n")
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "--config", QUICKSTART, "--config", overlay])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].endswith("class_path clover_pl.tensorboard.Pictures was renamed: use clover_pl.callbacks.Pictures")

@@ -7,8 +7,6 @@ import pytest
 import torch
 from matplotlib.patches import Rectangle
 
-from clover_pl.data.text import load_tokenizer
-from clover_pl.data.transforms import normalize
 from clover_pl.callbacks.drawing import (
     draw_training_clips,
     figure_to_array,
@@ -18,6 +16,8 @@ from clover_pl.callbacks.drawing import (
     to_uint8_frames,
 )
 from clover_pl.callbacks.retrieval_figure import write_retrieval_figure
+from clover_pl.data.text import load_tokenizer
+from clover_pl.data.transforms import normalize
 
 VOCAB = Path(__file__).parent / "assets" / "vocab.txt"
 

@@ -5,7 +5,9 @@ runs first, over every ``--config`` file (and the YAML files they name, such as 
 every ``--a.b.c`` argument of the command line, and names the replacement. It reads YAML only: nothing is built.
 
 To rename a constructor argument: rename it in the code, update the shipped configs, and add one entry to
-:data:`RENAMED_ARGUMENTS`.
+:data:`RENAMED_ARGUMENTS`. To move or rename a class that configs name by its import path, add one entry to
+:data:`RENAMED_CLASSES`: every ``class_path`` the scan sees (in mappings, list items such as ``trainer.callbacks``
+entries, and ``--x.class_path`` / ``--trainer.callbacks+=`` arguments) is checked against it.
 """
 
 from __future__ import annotations
@@ -56,6 +58,17 @@ RENAMED_ARGUMENTS: dict[str, dict[str, str]] = {
 """Old constructor arguments of clover-pl classes and the config keys that replaced them."""
 
 
+RENAMED_CLASSES: dict[str, str] = {
+    # old import path -> the new one (issue 14: the callbacks became one package, clover_pl.callbacks)
+    "clover_pl.retrieval_figure.RetrievalFigure": "clover_pl.callbacks.RetrievalFigure",
+    "clover_pl.tensorboard.Pictures": "clover_pl.callbacks.Pictures",
+    "clover_pl.tensorboard.SelectionMetricHParams": "clover_pl.callbacks.SelectionMetricHParams",
+    "clover_pl.progress_bar.StepProgressBar": "clover_pl.callbacks.StepProgressBar",
+    "clover_pl.model_summary.ModelSummary": "clover_pl.callbacks.ModelSummary",
+}
+"""Old import paths of clover-pl classes that configs name, and the paths that replaced them."""
+
+
 class RenamedKeyError(UserError):
     """A config or command line uses a key that was renamed (one line; the CLI exits 2)."""
 
@@ -70,6 +83,12 @@ def _renames_of(class_path: str | None) -> dict[str, str]:
         if key.rsplit(".", 1)[-1] == name:
             merged.update(renames)
     return merged
+
+
+def _check_class_path(class_path: str, source: str) -> None:
+    """Stop when ``class_path`` is the old import path of a moved class."""
+    if class_path in RENAMED_CLASSES:
+        raise RenamedKeyError(f"{source}: class_path {class_path} was renamed: use {RENAMED_CLASSES[class_path]}")
 
 
 def _load_yaml(path: str) -> Any:
@@ -94,9 +113,17 @@ class _Scan:
             if os.path.isfile(path):
                 self.node(key, _load_yaml(path), path, os.path.dirname(path))
             return
+        if isinstance(value, str):  # a bare class path, as in ``callbacks: [clover_pl.tensorboard.Pictures]``
+            _check_class_path(value, source)
+            return
+        if isinstance(value, list):  # e.g. trainer.callbacks: each item under the list's own key, as the CLI names it
+            for item in value:
+                self.node(key, item, source, folder)
+            return
         if not isinstance(value, dict):
             return
         if isinstance(value.get("class_path"), str):
+            _check_class_path(value["class_path"], source)
             self.classes[key] = value["class_path"]
         init_args = value.get("init_args")
         if isinstance(init_args, dict) and key in self.classes:
@@ -113,13 +140,32 @@ class _Scan:
             self.node(f"{key}.init_args.{name}", child, source, folder)
 
     def argument(self, key: str, value: str | None) -> None:
-        """One ``--key[=value]`` of the command line."""
+        """One ``--key[=value]`` of the command line (``key`` without the dashes, ``+`` of ``callbacks+=`` kept)."""
+        if value is not None:
+            _check_class_path(value, f"--{key}")
+            if self.inline(key.removesuffix("+").removesuffix(".class_path"), value, f"--{key}"):
+                return
         if key.endswith(".class_path") or (value is not None and "." not in key):
             self.classes[key.removesuffix(".class_path")] = value or ""
             return
         parent, _, name = key.rpartition(".init_args.")
         if parent and name and "." not in name and name in _renames_of(self.classes.get(parent)):
             raise RenamedKeyError(f"--{key} was renamed: use --{_renames_of(self.classes[parent])[name]}")
+
+    def inline(self, key: str, value: str, source: str) -> bool:
+        """Scan a value written as a mapping or list (``{"class_path": ..., "init_args": ...}``); False if it is not."""
+        if not value.lstrip().startswith(("{", "[")):
+            return False
+        import yaml
+
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return False  # the parser reports it in its own words
+        if not isinstance(parsed, (dict, list)):
+            return False
+        self.node(key, parsed, source, os.getcwd())
+        return True
 
 
 def check_renamed_keys(args: list[str]) -> None:

@@ -36,12 +36,12 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 import clover_pl.tasks  # noqa: F401
 from clover_pl import run_safety
+from clover_pl.callbacks import ModelSummary, Pictures, SelectionMetricHParams, StepProgressBar
 from clover_pl.config_renames import check_renamed_keys
 
 # Imported for their subclasses: jsonargparse resolves a short class name among the imported subclasses.
 from clover_pl.data import PretrainDataModule, RetrievalDataModule, VideoQADataModule  # noqa: F401
 from clover_pl.errors import UserError
-from clover_pl.callbacks import ModelSummary, Pictures, SelectionMetricHParams, StepProgressBar
 from clover_pl.models import geometry
 
 BACKBONE = "model.init_args.backbone.init_args"

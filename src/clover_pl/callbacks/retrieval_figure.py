@@ -9,9 +9,9 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
 from clover_pl.callbacks.drawing import RetrievalExample
+from clover_pl.callbacks.validation_gallery import GalleryCollector, ValidationGallery
 from clover_pl.tasks.base import task_results
 from clover_pl.trainer_attributes import attached_datamodule
-from clover_pl.callbacks.validation_gallery import GalleryCollector, ValidationGallery
 
 
 class RetrievalFigure(GalleryCollector):

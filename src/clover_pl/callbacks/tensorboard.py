@@ -18,8 +18,8 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
-from clover_pl.trainer_attributes import attached_datamodule
 from clover_pl.callbacks.validation_gallery import GalleryCollector, ValidationGallery
+from clover_pl.trainer_attributes import attached_datamodule
 
 
 def tensorboard_loggers(trainer: L.Trainer) -> list[TensorBoardLogger]:
