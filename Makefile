@@ -71,7 +71,7 @@ sweep-synthetic: $(STAMP) $(SYNTHETIC_BENCHMARKS) ## evaluate every quickstart c
 sweep-ablations: $(STAMP) $(SYNTHETIC_BENCHMARKS) ## pretrain Clover and its ablations (3 seeds) on the synthetic data, then evaluate (hours)
 	CLOVER_DATA=$(DATA) $(BIN)/clover-pl sweep --config conf/sweeps/ablations_synthetic.yaml
 
-STUDY ?= conf/sweeps/objective_study.yaml
+STUDY ?= conf/sweeps/objective_study_long.yaml
 
 study-objective: $(STAMP) $(SYNTHETIC_BENCHMARKS) ## the objective study (STUDY=...): arms x 5 seeds, seed by seed, then its table and figure
 	CLOVER_DATA=$(DATA) $(BIN)/python -m clover_pl.sweeps.study run --config $(STUDY)

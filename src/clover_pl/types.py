@@ -32,11 +32,11 @@ class PretrainBatch(TypedDict, total=False):
     id: torch.Tensor
 
 
-class RetrievalBatch(TypedDict, total=False):
-    """One evaluation batch of clips with one caption each.
+class HeldOutBatch(TypedDict, total=False):
+    """One batch of pretraining's held-out clips (validation), one caption each.
 
     Keys:
-        video: (B, T, C, H, W) float, normalised RGB.
+        video: (B, T, C, H, W) uint8 or float normalised RGB.
         input_ids: (B, L) long.
         attention_mask: (B, L) long.
         id: (B,) long, a stable sample id (the shard key), used to order and de-duplicate across ranks.
@@ -47,6 +47,44 @@ class RetrievalBatch(TypedDict, total=False):
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     id: torch.Tensor
+    skipped: dict[str, int]
+
+
+class RetrievalPairBatch(TypedDict):
+    """One retrieval fine-tuning batch of (video, caption) pairs.
+
+    Keys:
+        video: (B, T, C, H, W) uint8 or float normalised RGB (T = ``train_frames``).
+        input_ids: (B, L) long, the caption.
+        attention_mask: (B, L) long, 1 on real tokens.
+        video_index: (B,) long, the video's position in the training list (pairs of one video share it).
+        skipped: {reason: count} of the pairs dropped from this batch.
+    """
+
+    video: torch.Tensor
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    video_index: torch.Tensor
+    skipped: dict[str, int]
+
+
+class RetrievalBatch(TypedDict):
+    """One retrieval evaluation batch: B videos and all their Nt captions.
+
+    Keys:
+        video: (B, T, C, H, W) uint8 or float normalised RGB (T = ``test_frames`` in evaluation).
+        video_index: (B,) long, each video's position in the split.
+        input_ids: (Nt, L) long, the captions of the B videos, video by video.
+        attention_mask: (Nt, L) long.
+        text_video_index: (Nt,) long, the ``video_index`` of each caption's video.
+        skipped: {reason: count} of the videos (with their captions) left out since the previous batch.
+    """
+
+    video: torch.Tensor
+    video_index: torch.Tensor
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    text_video_index: torch.Tensor
     skipped: dict[str, int]
 
 

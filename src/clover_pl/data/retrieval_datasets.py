@@ -15,7 +15,7 @@ report ``skipped: {reason: count}`` in the batch, with reasons from
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, TypedDict
+from typing import Any
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
@@ -25,45 +25,6 @@ from clover_pl.data.collate import count_reasons, stack
 from clover_pl.data.record_clip import load_clip
 from clover_pl.data.text import tokenize
 from clover_pl.data.transforms import ClipTransform
-
-
-class RetrievalTrainBatch(TypedDict):
-    """One fine-tuning batch of (video, caption) pairs.
-
-    Keys:
-        video: (B, T, C, H, W) float32, normalised RGB (T = ``train_frames``).
-        input_ids: (B, L) long, the caption.
-        attention_mask: (B, L) long, 1 on real tokens.
-        video_index: (B,) long, the video's position in the training list (pairs of one video share it).
-        skipped: {reason: count} of the pairs dropped from this batch.
-    """
-
-    video: torch.Tensor
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    video_index: torch.Tensor
-    skipped: dict[str, int]
-
-
-class RetrievalEvalBatch(TypedDict):
-    """One evaluation batch: B videos and all their Nt captions.
-
-    Keys:
-        video: (B, T, C, H, W) float32, normalised RGB (T = ``test_frames``).
-        video_index: (B,) long, each video's position in the split.
-        input_ids: (Nt, L) long, the captions of the B videos, video by video.
-        attention_mask: (Nt, L) long.
-        text_video_index: (Nt,) long, the ``video_index`` of each caption's video.
-        skipped: {reason: count} of the videos (with their captions) left out since the previous batch.
-    """
-
-    video: torch.Tensor
-    video_index: torch.Tensor
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    text_video_index: torch.Tensor
-    skipped: dict[str, int]
-
 
 MAX_SUBSTITUTES = 8
 
@@ -132,7 +93,7 @@ class PairCollate:
         self.text_length = text_length
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        """A :class:`RetrievalTrainBatch` of the items that decoded."""
+        """A :class:`RetrievalPairBatch` of the items that decoded."""
         kept = [{k: v for k, v in item.items() if k != "failures"} for item in items if "skipped" not in item]
         reasons = [item["skipped"] for item in items if "skipped" in item]
         skipped = count_reasons(reasons + [reason for item in items for reason in item.get("failures", [])])
@@ -195,7 +156,7 @@ class VideoGallery(IterableDataset):
         return list(range(self.rank, len(self.records), self.world_size))[worker_id::num_workers]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        """This worker's batches, each a :class:`RetrievalEvalBatch`."""
+        """This worker's batches, each a :class:`RetrievalBatch`."""
         skipped: list[str] = []
         batch: list[tuple[int, torch.Tensor]] = []
         ready: dict[str, Any] | None = None

@@ -11,7 +11,7 @@ from clover_pl.models import CloverBackbone, DualEncoderHeads, FusedHeads, MLMHe
 from clover_pl.tasks.base import CloverTask
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
 from clover_pl.tasks.optimization import PRETRAINING, Optimization
-from clover_pl.types import PretrainBatch, RetrievalBatch
+from clover_pl.types import HeldOutBatch, PretrainBatch
 
 LEGACY_OBJECTIVE_ARGUMENTS = {
     "use_tma": "use_tma",
@@ -155,7 +155,7 @@ class PretrainTask(CloverTask):
         return terms["loss"]
 
     # -------------------------------------------------------------- validation
-    def evaluation_step(self, batch: RetrievalBatch) -> None:
+    def evaluation_step(self, batch: HeldOutBatch) -> None:
         """Embed held-out clips and captions with the dual encoders (no fusion, as Clover's retrieval)."""
         video = self.heads.project_video(self.backbone.encode_video(batch["video"]))
         text = self.heads.project_text(self.backbone.encode_text(batch["input_ids"], batch["attention_mask"]))

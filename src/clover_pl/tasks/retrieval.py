@@ -16,6 +16,7 @@ from clover_pl.tasks.base import CloverTask
 from clover_pl.tasks.evaluation import EmbeddingCollector, retrieval_evaluation
 from clover_pl.tasks.optimization import FINE_TUNING, Optimization
 from clover_pl.tasks.transfer import read_lightning_state, select_transfer
+from clover_pl.types import RetrievalBatch, RetrievalPairBatch
 
 log = logging.getLogger(__name__)
 # The weights a retrieval model takes from a pretraining checkpoint: the encoders and the dual-encoder heads.
@@ -120,7 +121,7 @@ class RetrievalTask(CloverTask):
         text_embedding = self.heads.project_text(self.backbone.encode_text(input_ids, attention_mask))
         return video_embedding, text_embedding
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+    def training_step(self, batch: RetrievalPairBatch, batch_idx: int) -> torch.Tensor | None:
         """Symmetric InfoNCE between the clips and their captions (a batch whose clips all failed is skipped)."""
         if batch["video"].shape[0] == 0:
             return None
@@ -133,7 +134,7 @@ class RetrievalTask(CloverTask):
         return terms["loss"]
 
     # -------------------------------------------------------------- evaluation
-    def evaluation_step(self, batch: dict[str, Any]) -> None:
+    def evaluation_step(self, batch: RetrievalBatch) -> None:
         """Embed a batch of the split's videos and captions."""
         video, text = self.embed(batch["video"], batch["input_ids"], batch["attention_mask"])
         self._evaluation.add(
@@ -152,7 +153,7 @@ class RetrievalTask(CloverTask):
         rank_zero_info(format_retrieval_table(values, f"{stage} retrieval after {self.global_step} steps"))
         return values
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+    def predict_step(self, batch: RetrievalBatch, batch_idx: int) -> dict[str, torch.Tensor]:
         """L2-normalised embeddings of a batch's videos and captions, with their video indices."""
         video, text = self.embed(batch["video"], batch["input_ids"], batch["attention_mask"])
         return {
