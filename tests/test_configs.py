@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from jsonargparse import ArgumentParser
 
 from clover_pl.cli import main
@@ -21,6 +22,7 @@ RUNS = [
 ]
 ABLATIONS = sorted((CONF / "ablation").glob("*.yaml"))
 SWEEPS = sorted((CONF / "sweeps").glob("*.yaml"))  # not Lightning configs: tests/sweeps/test_sweep_config.py
+STEP_OVERLAYS = sorted((CONF / "sweeps" / "steps").glob("*.yaml"))  # run lengths of the study-length check
 DATA_BLOCKS = sorted((CONF.parent / "data_modules").rglob("*.yaml"))
 ENVIRONMENT = {
     "CLOVER_BERT_DIR": "/models/bert",
@@ -50,7 +52,7 @@ def backbone_parser() -> ArgumentParser:
 
 def test_every_yaml_is_covered() -> None:
     shipped = set(CONF.rglob("*.yaml"))
-    covered = set(BACKBONES) | set(TRAINER_OVERLAYS) | set(RUNS) | set(ABLATIONS) | set(SWEEPS)
+    covered = set(BACKBONES) | set(TRAINER_OVERLAYS) | set(RUNS) | set(ABLATIONS) | set(SWEEPS) | set(STEP_OVERLAYS)
     assert shipped == covered, "a new conf/ file needs a parse test"
 
 
@@ -120,6 +122,14 @@ def test_ablation_overlays_stack_on_the_quickstart(path: Path, capsys: pytest.Ca
     for line in overlay.splitlines():
         if line.startswith("    ") and ":" in line and not line.strip().startswith("#"):
             assert line.strip() in printed, line
+
+
+@pytest.mark.parametrize("path", STEP_OVERLAYS, ids=lambda p: p.name)
+def test_run_length_overlays_set_a_whole_run_on_the_quickstart(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    steps = int(path.stem.removeprefix("steps_"))
+    config = yaml.safe_load(print_config(capsys, f"--config={CONF / 'quickstart.yaml'}", f"--config={path}"))
+    assert config["trainer"]["max_steps"] == steps
+    assert config["trainer"]["val_check_interval"] == steps  # one validation, at the end
 
 
 @pytest.mark.parametrize("path", DATA_BLOCKS, ids=lambda p: p.parent.name)
