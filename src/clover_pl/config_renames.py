@@ -141,16 +141,15 @@ class _Scan:
 
     def argument(self, key: str, value: str | None) -> None:
         """One ``--key[=value]`` of the command line (``key`` without the dashes, ``+`` of ``callbacks+=`` kept)."""
+        parent, _, name = key.rpartition(".init_args.")
+        if parent and name and "." not in name and name in _renames_of(self.classes.get(parent)):
+            raise RenamedKeyError(f"--{key} was renamed: use --{_renames_of(self.classes[parent])[name]}")
         if value is not None:
             _check_class_path(value, f"--{key}")
             if self.inline(key.removesuffix("+").removesuffix(".class_path"), value, f"--{key}"):
                 return
         if key.endswith(".class_path") or (value is not None and "." not in key):
             self.classes[key.removesuffix(".class_path")] = value or ""
-            return
-        parent, _, name = key.rpartition(".init_args.")
-        if parent and name and "." not in name and name in _renames_of(self.classes.get(parent)):
-            raise RenamedKeyError(f"--{key} was renamed: use --{_renames_of(self.classes[parent])[name]}")
 
     def inline(self, key: str, value: str, source: str) -> bool:
         """Scan a value written as a mapping or list (``{"class_path": ..., "init_args": ...}``); False if it is not."""
