@@ -10,6 +10,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from clover_pl.callbacks.drawing import RetrievalExample
 from clover_pl.callbacks.validation_gallery import GalleryCollector, ValidationGallery
+from clover_pl.files import atomic_open
 from clover_pl.tasks.base import task_results
 from clover_pl.trainer_attributes import attached_datamodule
 
@@ -100,9 +101,8 @@ def write_retrieval_figure(
         left = figure
     draw_recall_curves(left, history, history[-1].get("chance_r@1"))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.tmp.png"
-    figure.savefig(temporary)
-    os.replace(temporary, path)
+    with atomic_open(path, "wb", durable=False) as stream:
+        figure.savefig(stream, format="png")
 
 
 def _tokenizer(trainer: L.Trainer) -> Any:

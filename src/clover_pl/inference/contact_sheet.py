@@ -7,6 +7,7 @@ import os
 import torch
 
 from clover_pl.data.video import DecodeError, decode_video
+from clover_pl.files import atomic_open
 from clover_pl.inference.index import Hit
 
 
@@ -53,7 +54,6 @@ def write_contact_sheet(hits: list[Hit], query: str, path: str, frames: int = 4)
             axes[row][0].set_title(hit.id, fontsize=8, loc="left")
     figure.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = path + ".tmp.png"
-    figure.savefig(temporary, dpi=80)
+    with atomic_open(path, "wb", durable=False) as stream:
+        figure.savefig(stream, format="png", dpi=80)
     plt.close(figure)
-    os.replace(temporary, path)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from clover_pl.files import atomic_open
 from clover_pl.inference.loading import ClipReader, Embedder
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".gif")
@@ -164,8 +165,8 @@ def save_index(index: dict[str, Any], path: str) -> None:
     """Write an index atomically (a reader never sees half a file)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    torch.save(index, path + ".tmp")
-    os.replace(path + ".tmp", path)
+    with atomic_open(path, "wb") as stream:
+        torch.save(index, stream)
 
 
 def load_index(path: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import sys
 from collections import defaultdict
 from typing import Any
 
+from clover_pl.files import write_text_atomic
 from clover_pl.sweeps.config import load_sweep
 from clover_pl.sweeps.grid import Cell, expand
 from clover_pl.sweeps.store import OK, ResultStore
@@ -251,9 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             to_markdown(fact_differences, "pair", per_fact),
         ]
     )
-    with open(os.path.join(out, "study.md.tmp"), "w", encoding="utf-8") as stream:
-        stream.write(text + "\n")
-    os.replace(os.path.join(out, "study.md.tmp"), os.path.join(out, "study.md"))
+    write_text_atomic(os.path.join(out, "study.md"), text + "\n")
     if arm_rows:
         plot(arm_rows, metrics[:2], results, os.path.join(out, "study.png"))
     print(text)
