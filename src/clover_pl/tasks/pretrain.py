@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -14,18 +15,7 @@ from clover_pl.tasks.optimization import PRETRAINING, Optimization
 from clover_pl.types import HeldOutBatch, PretrainBatch
 
 LEGACY_OBJECTIVE_ARGUMENTS = {
-    "use_tma": "use_tma",
-    "use_masked": "use_masked",
-    "use_fused": "use_fused",
-    "use_ranking": "use_ranking",
-    "use_mlm": "use_mlm",
-    "temperature": "temperature",
-    "rank_margin": "rank_margin",
-    "focal_gamma": "focal_gamma",
-    "weight_tma": "weight_tma",
-    "weight_rank": "weight_rank",
-    "weight_mlm": "weight_mlm",
-    "weight_contrastive": "weight_contrastive",
+    **{name: name for name in list(inspect.signature(CloverObjective.__init__).parameters)[1:]},
     "objective_weighting": "weighting",
 }
 """PretrainTask arguments that moved into :class:`~clover_pl.losses.CloverObjective` (old name -> new name)."""
